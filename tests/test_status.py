@@ -1,0 +1,31 @@
+import http
+import re
+
+import pytest
+
+from stellate import status
+
+
+def _codes() -> list[str]:
+    return [name for name in status.__all__ if re.match(r"^(HTTP|WS)_\d+_", name)]
+
+
+def test_every_exported_name_is_an_int_equal_to_its_number() -> None:
+    names = _codes()
+    assert len(names) == len(status.__all__) == 78
+    for name in names:
+        assert getattr(status, name) == int(name.split("_")[1]), name
+
+
+@pytest.mark.parametrize("code", [c for c in http.HTTPStatus if c.value not in (509,)])
+def test_every_standard_http_status_that_python_knows_has_a_constant(code: http.HTTPStatus) -> None:
+    matches = [n for n in _codes() if n.startswith(f"HTTP_{code.value}_")]
+    assert matches, f"no constant for {code.value} {code.phrase}"
+
+
+def test_websocket_close_codes_cover_rfc_6455_range() -> None:
+    ws = sorted(getattr(status, n) for n in _codes() if n.startswith("WS_"))
+    assert ws[0] == 1000
+    assert ws[-1] == 1015
+    assert 1004 not in ws  # reserved, no meaning
+    assert status.WS_1008_POLICY_VIOLATION == 1008
