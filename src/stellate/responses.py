@@ -1,0 +1,439 @@
+"""The outbound side: responses are ASGI applications that send themselves.
+
+A :class:`Response` renders its body and encodes its headers once, in ``__init__``; each
+call then only sends two messages built from that work, so a prebuilt response (a health
+check, a cached page) can be sent any number of times. Header names and values are checked
+as they are encoded: a CR, LF or NUL that reached the wire would let whoever controls the
+value add headers of their own, so it is refused with ValueError at construction, where the
+mistake is, instead of surfacing as a server error later.
+
+:class:`StreamingResponse` sends its body while it is produced, and stops when the client
+disconnects. A server speaking ASGI 2.4 or later says so by raising ``OSError`` from
+``send``, which ends the stream at its next chunk; with older servers the response
+listens for ``http.disconnect`` beside the send loop, in a task group that the call owns,
+and whichever finishes first cancels the other. (That task group costs more than sending
+a small body, so it is not paid where the server already tells. A stream that may sit
+idle for long and must notice a departed client at once is what
+:class:`~stellate.sse.EventSourceResponse` is for: it always watches.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterable, Collection, Iterable, Mapping
+from datetime import datetime
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+import anyio
+
+from stellate._concurrency import collapse_excgroups, iterate_in_threads, run_sync
+from stellate._cookies import EPOCH, serialize_cookie
+from stellate._disconnect import disconnect_receive
+from stellate._ranges import MalformedRangeHeader, RangeNotSatisfiable
+from stellate.background import BackgroundTask
+from stellate.datastructures import URL, MutableHeaders
+from stellate.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from stellate._fileresponse import FileResponse
+
+__all__ = [
+    "FileResponse",
+    "HTMLResponse",
+    "JSONResponse",
+    "MalformedRangeHeader",
+    "PlainTextResponse",
+    "RangeNotSatisfiable",
+    "RedirectResponse",
+    "Response",
+    "StreamingResponse",
+]
+
+# RFC 9110 token: the characters a header name may use.
+_HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
+# Kept as they are in a Location: RFC 3986 reserved characters (they give the URL its
+# structure) and "%" (the URL may already be percent-encoded). Everything else that is
+# not unreserved, including CR and LF, is percent-encoded.
+_LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%"
+
+
+def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
+    try:
+        raw_name = name.lower().encode("latin-1")
+        raw_value = value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"Header {name!r}: {value!r} has characters outside latin-1; encode the value "
+            "first (for example with urllib.parse.quote)."
+        ) from None
+    if not _HEADER_NAME.fullmatch(raw_name):
+        raise ValueError(f"Invalid header name {name!r}: it must be an HTTP token.")
+    if _FORBIDDEN_IN_VALUE.search(raw_value):
+        raise ValueError(f"Invalid value for header {name!r}: CR, LF and NUL are not allowed.")
+    return raw_name, raw_value
+
+
+@lru_cache(maxsize=64)
+def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
+    """The encoded ``Content-Type`` for a media type: computed once per type, not per response.
+
+    Errors (ValueError from :func:`_encode_header`) are not cached, so they are raised
+    every time, as before.
+    """
+    if media_type.startswith("text/") and "charset=" not in media_type.lower():
+        media_type += "; charset=" + charset
+    return _encode_header("content-type", media_type)
+
+
+@lru_cache(maxsize=16)
+def _version(spec_version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in spec_version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def _send_raises_on_disconnect(scope: Scope) -> bool:
+    """Whether the server raises ``OSError`` from ``send`` once the client is gone (ASGI 2.4)."""
+    asgi = scope.get("asgi")
+    spec_version = asgi.get("spec_version") if asgi else None
+    return isinstance(spec_version, str) and _version(spec_version) >= (2, 4)
+
+
+def _message_prefix(scope: Scope) -> str:
+    """Responses sent on a websocket scope are denial responses (ASGI extension)."""
+    return "websocket." if scope["type"] == "websocket" else ""
+
+
+class Response:
+    """A response whose whole body is known up front.
+
+    ``content`` is rendered by :meth:`render` (str is encoded with :attr:`charset`).
+    ``Content-Length`` is added unless given or the status forbids a body (1xx, 204, 304);
+    ``Content-Type`` comes from ``media_type``, with ``; charset=...`` for ``text/*``.
+    """
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.body = self.render(content)
+        self.init_headers(headers)
+
+    def render(self, content: Any) -> bytes | memoryview:
+        """Turn ``content`` into body bytes: None is empty, str is encoded, bytes pass."""
+        if content is None:
+            return b""
+        if isinstance(content, bytes | memoryview):
+            return content
+        if isinstance(content, str):
+            return content.encode(self.charset)
+        if isinstance(content, bytearray):
+            return bytes(content)
+        raise TypeError(
+            f"{type(self).__name__} content must be str, bytes or None, "
+            f"not {type(content).__name__}."
+        )
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        """Encode ``headers`` into :attr:`raw_headers`, adding length and type if missing."""
+        names: Collection[bytes]
+        if headers:
+            raw_headers = [_encode_header(k, v) for k, v in headers.items()]
+            names = {name for name, _ in raw_headers}
+        else:
+            raw_headers, names = [], ()
+        body: bytes | memoryview | None = getattr(self, "body", None)
+        status_code = self.status_code
+        if (
+            body is not None
+            and b"content-length" not in names
+            and not (status_code < 200 or status_code == 204 or status_code == 304)
+        ):
+            raw_headers.append((b"content-length", b"%d" % len(body)))
+        media_type = self.media_type
+        if media_type is not None and b"content-type" not in names:
+            raw_headers.append(_content_type_header(media_type, self.charset))
+        self.raw_headers = raw_headers
+
+    @property
+    def headers(self) -> MutableHeaders:
+        """The headers as a mutable, case-insensitive view over :attr:`raw_headers`."""
+        if not hasattr(self, "_headers"):
+            self._headers = MutableHeaders(raw=self.raw_headers)
+        return self._headers
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Add a ``Set-Cookie`` header.
+
+        ``expires`` is seconds from now (int), a datetime (naive means UTC) or an HTTP
+        date string. Names must be tokens and attributes may not contain ``;`` or
+        control characters (ValueError); values that are not plain cookie-octets are
+        quoted and escaped, so they read back unchanged through ``request.cookies``.
+        """
+        cookie = serialize_cookie(
+            key,
+            value,
+            max_age=max_age,
+            expires=expires,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+        self.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Tell the client to drop cookie ``key``; path and domain must match how it was set."""
+        self.set_cookie(
+            key,
+            max_age=0,
+            expires=EPOCH,
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
+            partitioned=partitioned,
+        )
+
+    def _start_message(self, prefix: str) -> dict[str, Any]:
+        # A copy of the list: middleware may edit the headers of the message in place,
+        # which must not change what the next send of this response says.
+        return {
+            "type": prefix + "http.response.start",
+            "status": self.status_code,
+            "headers": list(self.raw_headers),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # _start_message, inlined with constant types: this is every response's hot path.
+        if scope["type"] == "websocket":
+            start_type, body_type = "websocket.http.response.start", "websocket.http.response.body"
+        else:
+            start_type, body_type = "http.response.start", "http.response.body"
+        headers = list(self.raw_headers)  # see _start_message
+        await send({"type": start_type, "status": self.status_code, "headers": headers})
+        body = b"" if scope.get("method") == "HEAD" else self.body
+        await send({"type": body_type, "body": body})
+        if self.background is not None:
+            await self.background()
+
+
+class HTMLResponse(Response):
+    """A ``text/html`` response."""
+
+    media_type = "text/html"
+
+
+class PlainTextResponse(Response):
+    """A ``text/plain`` response."""
+
+    media_type = "text/plain"
+
+
+class JSONResponse(Response):
+    """``content`` serialized as compact UTF-8 JSON.
+
+    NaN and infinities are refused (ValueError): they are not JSON, and a client's parser
+    would choke on them after a 200.
+    """
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers, media_type, background)
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content,
+            ensure_ascii=False,
+            allow_nan=False,
+            indent=None,
+            separators=(",", ":"),
+        ).encode("utf-8")
+
+
+class RedirectResponse(Response):
+    """An empty response sending the client to ``url`` (307 keeps the method and body).
+
+    The ``Location`` value is percent-encoded except for URL structure and existing
+    escapes, so a URL built from user input can never split the header.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(
+            content=b"", status_code=status_code, headers=headers, background=background
+        )
+        location = quote(str(url), safe=_LOCATION_SAFE).encode("ascii")
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"location"]
+        self.raw_headers.append((b"location", location))
+
+
+Content = str | bytes | memoryview
+SyncContentStream = Iterable[Content]
+AsyncContentStream = AsyncIterable[Content]
+ContentStream = AsyncContentStream | SyncContentStream
+
+
+class StreamingResponse(Response):
+    """A response whose body is produced while it is sent.
+
+    ``content`` is an async iterable, or a sync one (then each item is fetched in a worker
+    thread, so a blocking generator does not stall the server). str chunks are encoded
+    with :attr:`charset`. The iteration stops when the client disconnects (on ASGI 2.4
+    servers: at the first send after it), and the iterator is closed then, so its
+    ``finally`` blocks run.
+    """
+
+    body_iterator: AsyncContentStream
+
+    def __init__(
+        self,
+        content: ContentStream,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        self._sync_content: SyncContentStream | None = None
+        if isinstance(content, AsyncIterable):
+            self.body_iterator = content
+        else:
+            self._sync_content = content
+            self.body_iterator = iterate_in_threads(content)
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.init_headers(headers)
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        """Return once the client has disconnected (unread body messages are dropped)."""
+        while True:
+            message = await receive()
+            if message["type"] in ("http.disconnect", "websocket.disconnect"):
+                return
+
+    async def stream_response(self, send: Send) -> None:
+        """Send the start message and every chunk, then the final empty body message."""
+        await self._stream(send, "")
+
+    async def _stream(self, send: Send, prefix: str) -> None:
+        await send(self._start_message(prefix))
+        body_type = prefix + "http.response.body"
+        try:
+            async for chunk in self.body_iterator:
+                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                try:
+                    await send({"type": body_type, "body": data, "more_body": True})
+                except OSError:
+                    # ASGI 2.4 servers raise OSError from send once the client is gone:
+                    # that is a disconnect, not an error of the application.
+                    return
+        finally:
+            await self._close_iterator()
+        await send({"type": body_type, "body": b"", "more_body": False})
+
+    async def _close_iterator(self) -> None:
+        """Close the iterator so its cleanup runs now, not whenever it is collected."""
+        aclose: Callable[[], Awaitable[Any]] | None = getattr(self.body_iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        close: Callable[[], Any] | None = getattr(self._sync_content, "close", None)
+        if close is not None:
+            # A sync generator's finally may block: run it in a thread, even when the
+            # stream is being cancelled (the thread is not started otherwise).
+            with anyio.CancelScope(shield=True):
+                await run_sync(close)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        prefix = _message_prefix(scope)
+        if scope.get("method") == "HEAD":
+            await send(self._start_message(prefix))
+            await send({"type": prefix + "http.response.body", "body": b""})
+            await self._close_iterator()
+        elif _send_raises_on_disconnect(scope):
+            # An ASGI 2.4 server reports a gone client by raising OSError from send,
+            # which ends the stream (see _stream): no listener task is needed for that.
+            await self._stream(send, prefix)
+        else:
+            listen = disconnect_receive(scope, receive)  # leaves the body to the endpoint
+            await self._stream_until_disconnect(listen, partial(self._stream, send, prefix))
+        if self.background is not None:
+            await self.background()
+
+    async def _stream_until_disconnect(
+        self, receive: Receive, stream: Callable[[], Awaitable[None]]
+    ) -> None:
+        async def run_then_cancel(func: Callable[[], Awaitable[None]]) -> None:
+            await func()
+            group.cancel_scope.cancel()
+
+        with collapse_excgroups():
+            async with anyio.create_task_group() as group:
+                group.start_soon(run_then_cancel, stream)
+                await run_then_cancel(partial(self.listen_for_disconnect, receive))
+
+
+def __getattr__(name: str) -> Any:
+    # FileResponse subclasses Response, so it lives in its own module, imported on first
+    # use: that keeps `import stellate.responses` light and the import graph acyclic.
+    if name == "FileResponse":
+        from stellate._fileresponse import FileResponse
+
+        return FileResponse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

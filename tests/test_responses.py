@@ -1,0 +1,821 @@
+"""Tests for stellate.responses, driven with hand-written ASGI receive/send callables."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from stellate import _cookies
+from stellate.background import BackgroundTask
+from stellate.datastructures import URL, Headers
+from stellate.requests import HTTPConnection, cookie_parser
+from stellate.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from stellate.types import Message, Scope
+
+
+def http_scope(method: str = "GET", **extra: Any) -> Scope:
+    scope: Scope = {
+        "type": "http",
+        "method": method,
+        "path": "/",
+        "headers": [],
+        "query_string": b"",
+    }
+    scope.update(extra)
+    return scope
+
+
+class Recorder:
+    """A send() that records messages, optionally calling back after each one."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+    @property
+    def start(self) -> Message:
+        return self.messages[0]
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        headers: list[tuple[bytes, bytes]] = self.start["headers"]
+        return headers
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages[1:])
+
+
+async def never_receive() -> Message:
+    """A receive for requests whose client never disconnects (blocks until cancelled)."""
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+async def run(response: Response, method: str = "GET") -> Recorder:
+    send = Recorder()
+    with anyio.fail_after(5):
+        await response(http_scope(method), never_receive, send)
+    return send
+
+
+def set_cookie_values(response: Response) -> list[str]:
+    return [v.decode("latin-1") for k, v in response.raw_headers if k == b"set-cookie"]
+
+
+# --- Response construction (pure data) ---------------------------------------------------
+
+
+def test_default_response() -> None:
+    response = Response()
+    assert response.status_code == 200
+    assert response.body == b""
+    assert response.raw_headers == [(b"content-length", b"0")]
+    assert response.media_type is None
+    assert response.background is None
+
+
+def test_str_content_is_encoded_with_charset() -> None:
+    response = Response("héllo", media_type="text/plain")
+    assert response.body == "héllo".encode()
+    assert response.raw_headers == [
+        (b"content-length", b"6"),
+        (b"content-type", b"text/plain; charset=utf-8"),
+    ]
+
+
+def test_custom_charset() -> None:
+    class Latin1Response(Response):
+        charset = "latin-1"
+        media_type = "text/html"
+
+    response = Latin1Response("é")
+    assert response.body == b"\xe9"
+    assert response.headers["content-type"] == "text/html; charset=latin-1"
+
+
+def test_bytes_memoryview_bytearray_content() -> None:
+    assert Response(b"raw").body == b"raw"
+    view = memoryview(b"view")
+    assert Response(view).body is view
+    assert Response(bytearray(b"ba")).body == b"ba"
+
+
+def test_unsupported_content_type() -> None:
+    with pytest.raises(TypeError, match="int"):
+        Response(42)
+
+
+def test_charset_not_added_to_non_text_or_when_present() -> None:
+    assert Response(b"", media_type="image/png").headers["content-type"] == "image/png"
+    response = Response(b"", media_type="text/csv; Charset=latin-1")
+    assert response.headers["content-type"] == "text/csv; Charset=latin-1"
+
+
+@pytest.mark.parametrize("status_code", [100, 101, 103, 204, 304])
+def test_no_content_length_for_bodiless_statuses(status_code: int) -> None:
+    response = Response(status_code=status_code)
+    assert "content-length" not in response.headers
+
+
+def test_explicit_headers_win() -> None:
+    response = Response(
+        "abc",
+        media_type="text/plain",
+        headers={"Content-Length": "99", "Content-Type": "application/x-thing", "X-A": "1"},
+    )
+    assert response.raw_headers == [
+        (b"content-length", b"99"),
+        (b"content-type", b"application/x-thing"),
+        (b"x-a", b"1"),
+    ]
+
+
+def test_headers_with_repeated_names_are_kept() -> None:
+    given = Headers(raw=[(b"x-a", b"1"), (b"x-a", b"2")])
+    response = Response(headers=given)
+    assert response.headers.getlist("x-a") == ["1", "2"]
+    response.headers.append("x-a", "3")
+    assert [v for k, v in response.raw_headers if k == b"x-a"] == [b"1", b"2", b"3"]
+
+
+def test_headers_view_writes_through_to_raw_headers() -> None:
+    response = Response()
+    response.headers["X-New"] = "v"
+    assert (b"x-new", b"v") in response.raw_headers
+    assert response.headers is response.headers
+
+
+@pytest.mark.parametrize("value", ["a\r\nSet-Cookie: x=1", "a\nb", "a\rb", "a\x00b"])
+def test_header_values_with_cr_lf_nul_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="CR, LF and NUL"):
+        Response(headers={"x-a": value})
+
+
+@pytest.mark.parametrize("name", ["", "bad name", "x:y", "x\r\ny", "a(b)"])
+def test_invalid_header_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="header name"):
+        Response(headers={name: "v"})
+
+
+@pytest.mark.parametrize(("name", "value"), [("x-a", "snow\u2603"), ("x-\u2603", "v")])
+def test_headers_outside_latin1_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match="latin-1"):
+        Response(headers={name: value})
+
+
+def test_media_type_with_cr_lf_refused() -> None:
+    with pytest.raises(ValueError):
+        Response(media_type="text/html\r\nx-evil: 1")
+
+
+def test_html_and_plain_text() -> None:
+    assert HTMLResponse("<p>").headers["content-type"] == "text/html; charset=utf-8"
+    assert PlainTextResponse("x").headers["content-type"] == "text/plain; charset=utf-8"
+    assert PlainTextResponse("x", media_type="text/x-log").headers["content-type"] == (
+        "text/x-log; charset=utf-8"
+    )
+
+
+# --- JSONResponse ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "body"),
+    [
+        ({"a": 1, "b": [1, 2]}, b'{"a":1,"b":[1,2]}'),
+        (None, b"null"),
+        ("é\u2028", '"é\u2028"'.encode()),
+        ([], b"[]"),
+        (1.5, b"1.5"),
+        ({"nested": {"x": None}}, b'{"nested":{"x":null}}'),
+    ],
+)
+def test_json_rendering(content: Any, body: bytes) -> None:
+    response = JSONResponse(content)
+    assert response.body == body
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(body))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_json_refuses_nan_and_infinity(value: float) -> None:
+    with pytest.raises(ValueError):
+        JSONResponse({"x": value})
+
+
+def test_json_refuses_unserializable() -> None:
+    with pytest.raises(TypeError):
+        JSONResponse({"x": object()})
+
+
+def test_json_custom_media_type_and_status() -> None:
+    response = JSONResponse({"e": 1}, status_code=422, media_type="application/problem+json")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+# --- RedirectResponse --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("/next", "/next"),
+        ("https://example.com/a?b=1&c=2#frag", "https://example.com/a?b=1&c=2#frag"),
+        ("/path with space", "/path%20with%20space"),
+        ("/already%20encoded", "/already%20encoded"),
+        ("/café", "/caf%C3%A9"),
+        ("/x\r\nSet-Cookie: evil=1", "/x%0D%0ASet-Cookie:%20evil=1"),
+        ('/a<b>"c"', "/a%3Cb%3E%22c%22"),
+        ("/!$&'()*+,;=:@[]", "/!$&'()*+,;=:@[]"),
+        ("/~user/-._", "/~user/-._"),
+    ],
+)
+def test_redirect_location_quoting(url: str, location: str) -> None:
+    response = RedirectResponse(url)
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+    assert response.body == b""
+    assert response.headers["content-length"] == "0"
+
+
+def test_redirect_accepts_url_and_replaces_given_location() -> None:
+    response = RedirectResponse(
+        URL("https://example.com/x"), status_code=303, headers={"Location": "/old", "X-A": "1"}
+    )
+    assert response.status_code == 303
+    assert response.headers.getlist("location") == ["https://example.com/x"]
+    assert response.headers["x-a"] == "1"
+
+
+# --- cookies -----------------------------------------------------------------------------
+
+
+def test_set_cookie_defaults() -> None:
+    response = Response()
+    response.set_cookie("session", "abc")
+    assert set_cookie_values(response) == ["session=abc; Path=/; SameSite=lax"]
+
+
+def test_set_cookie_every_attribute() -> None:
+    response = Response()
+    response.set_cookie(
+        "k",
+        "v",
+        max_age=600,
+        expires="Wed, 21 Oct 2037 07:28:00 GMT",
+        path="/app",
+        domain="example.com",
+        secure=True,
+        httponly=True,
+        samesite="none",
+        partitioned=True,
+    )
+    assert set_cookie_values(response) == [
+        "k=v; Path=/app; Domain=example.com; Max-Age=600; "
+        "expires=Wed, 21 Oct 2037 07:28:00 GMT; Secure; HttpOnly; SameSite=none; Partitioned"
+    ]
+
+
+def test_set_cookie_without_path_or_samesite() -> None:
+    response = Response()
+    response.set_cookie("k", "v", path=None, samesite=None)
+    assert set_cookie_values(response) == ["k=v"]
+
+
+@pytest.mark.parametrize("samesite", ["Strict", "LAX", "none"])
+def test_samesite_is_case_insensitive(samesite: Any) -> None:
+    response = Response()
+    response.set_cookie("k", samesite=samesite)
+    assert set_cookie_values(response)[0].endswith("SameSite=" + samesite.lower())
+
+
+def test_samesite_invalid() -> None:
+    with pytest.raises(ValueError, match="samesite"):
+        Response().set_cookie("k", samesite="sometimes")  # type: ignore[arg-type]
+
+
+def test_expires_int_is_seconds_from_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_cookies, "_now", lambda: 1_000_000_000.0)
+    response = Response()
+    response.set_cookie("k", expires=60)
+    assert "expires=Sun, 09 Sep 2001 01:47:40 GMT" in set_cookie_values(response)[0]
+
+
+def test_expires_int_uses_the_clock() -> None:
+    response = Response()
+    response.set_cookie("k", expires=3600)
+    date = re.search(r"expires=([^;]+)", set_cookie_values(response)[0])
+    assert date is not None
+    assert parsedate_to_datetime(date.group(1)).year >= 2024
+
+
+def test_expires_datetime_forms() -> None:
+    response = Response()
+    aware = datetime(2030, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    response.set_cookie("aware", expires=aware)
+    response.set_cookie("naive", expires=datetime(2030, 1, 2, 3, 4, 5))
+    response.set_cookie("utc", expires=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+    values = set_cookie_values(response)
+    for value in values:
+        assert "expires=Wed, 02 Jan 2030 03:04:05 GMT" in value
+        date = re.search(r"expires=([^;]+)", value)
+        assert date is not None
+        assert parsedate_to_datetime(date.group(1)) == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_expires_string_with_semicolon_refused() -> None:
+    with pytest.raises(ValueError, match="expires"):
+        Response().set_cookie("k", expires="now; Domain=evil.com")
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a;b", "a,b", "a=b", "a\r\nb", "é", 'a"b'])
+def test_invalid_cookie_names(name: str) -> None:
+    with pytest.raises(ValueError, match="Cookie name"):
+        Response().set_cookie(name, "v")
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("path", "/a;Domain=evil"), ("domain", "evil.com\r\nX: y"), ("path", "/a\x00")],
+)
+def test_attribute_injection_refused(attribute: str, value: str) -> None:
+    with pytest.raises(ValueError, match=attribute):
+        kwargs: dict[str, Any] = {attribute: value}
+        Response().set_cookie("k", "v", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"),
+    [
+        ("", "k="),
+        ("plain/value=ok!", "k=plain/value=ok!"),
+        ("a b", 'k="a\\040b"'),
+        ("a;b,c", 'k="a\\073b\\054c"'),
+        ('q"s\\', 'k="q\\"s\\\\"'),
+        ("line\r\nX-Evil: 1", 'k="line\\015\\012X-Evil:\\0401"'),
+        ("café", 'k="caf\\351"'),
+    ],
+)
+def test_cookie_values_are_quoted_and_read_back(value: str, wire: str) -> None:
+    response = Response()
+    response.set_cookie("k", value, path=None, samesite=None)
+    header = set_cookie_values(response)[0]
+    assert header == wire
+    # What the browser sends back is the name=value part verbatim.
+    assert cookie_parser(header) == {"k": value}
+    scope = {"type": "http", "headers": [(b"cookie", header.encode("latin-1"))]}
+    assert HTTPConnection(scope).cookies == {"k": value}
+
+
+def test_cookie_value_outside_latin1_refused() -> None:
+    with pytest.raises(ValueError, match="latin-1"):
+        Response().set_cookie("k", "snow\u2603")
+
+
+def test_delete_cookie() -> None:
+    response = Response()
+    response.delete_cookie(
+        "k",
+        path="/p",
+        domain="d.example",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+        partitioned=True,
+    )
+    assert set_cookie_values(response) == [
+        "k=; Path=/p; Domain=d.example; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
+        "Secure; HttpOnly; SameSite=strict; Partitioned"
+    ]
+
+
+def test_several_cookies_are_separate_headers() -> None:
+    response = Response()
+    response.set_cookie("a", "1")
+    response.set_cookie("b", "2")
+    response.delete_cookie("c")
+    assert [v.split(";")[0] for v in set_cookie_values(response)] == ["a=1", "b=2", "c="]
+
+
+# --- sending -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_response_sends_start_then_body() -> None:
+    send = await run(PlainTextResponse("hi", status_code=201, headers={"x-a": "1"}))
+    assert send.messages == [
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [
+                (b"x-a", b"1"),
+                (b"content-length", b"2"),
+                (b"content-type", b"text/plain; charset=utf-8"),
+            ],
+        },
+        {"type": "http.response.body", "body": b"hi"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_head_sends_headers_without_body() -> None:
+    send = await run(PlainTextResponse("hello"), method="HEAD")
+    assert send.start["status"] == 200
+    assert (b"content-length", b"5") in send.headers
+    assert send.messages[1:] == [{"type": "http.response.body", "body": b""}]
+
+
+@pytest.mark.anyio
+async def test_prebuilt_response_sent_many_times() -> None:
+    response = JSONResponse({"ok": True})
+    first = await run(response)
+    # A middleware editing the sent headers in place must not change the next send.
+    first.headers.append((b"x-added", b"1"))
+    second = await run(response)
+    assert first.body == second.body == b'{"ok":true}'
+    assert (b"x-added", b"1") not in second.headers
+    assert (b"x-added", b"1") not in response.raw_headers
+
+
+@pytest.mark.anyio
+async def test_websocket_denial_response_prefix() -> None:
+    send = Recorder()
+    await Response("no", status_code=403)({"type": "websocket"}, never_receive, send)
+    assert [m["type"] for m in send.messages] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+
+
+@pytest.mark.anyio
+async def test_background_runs_after_the_body() -> None:
+    events: list[str] = []
+
+    async def send(message: Message) -> None:
+        events.append(message["type"])
+
+    async def task(name: str) -> None:
+        events.append(name)
+
+    response = Response("x", background=BackgroundTask(task, "background"))
+    await response(http_scope(), never_receive, send)
+    assert events == ["http.response.start", "http.response.body", "background"]
+
+
+@pytest.mark.anyio
+async def test_background_runs_after_head() -> None:
+    ran: list[bool] = []
+
+    def task() -> None:
+        ran.append(True)
+
+    send = await run(Response("x", background=BackgroundTask(task)), method="HEAD")
+    assert ran == [True]
+    assert send.body == b""
+
+
+# --- StreamingResponse -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_streaming_from_async_iterator() -> None:
+    async def numbers() -> AsyncIterator[str | bytes]:
+        yield "1"
+        yield b"2"
+        yield memoryview(b"3")  # type: ignore[misc]
+
+    send = await run(StreamingResponse(numbers(), media_type="text/plain"))
+    assert send.start == {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+    }
+    assert [bytes(m["body"]) for m in send.messages[1:]] == [b"1", b"2", b"3", b""]
+    assert [m["more_body"] for m in send.messages[1:]] == [True, True, True, False]
+
+
+@pytest.mark.anyio
+async def test_streaming_from_sync_iterator_runs_in_a_thread() -> None:
+    import threading
+
+    main = threading.get_ident()
+    threads: list[int] = []
+
+    def chunks() -> Iterator[str]:
+        for chunk in ["a", "é"]:
+            threads.append(threading.get_ident())
+            yield chunk
+
+    send = await run(StreamingResponse(chunks()))
+    assert send.body == "aé".encode()
+    assert threads
+    assert main not in threads
+
+
+@pytest.mark.anyio
+async def test_streaming_from_list_and_custom_charset() -> None:
+    class Latin1Stream(StreamingResponse):
+        charset = "latin-1"
+
+    send = await run(Latin1Stream(["é", b"!"], media_type="text/plain"))
+    assert send.body == b"\xe9!"
+    assert (b"content-type", b"text/plain; charset=latin-1") in send.headers
+
+
+@pytest.mark.anyio
+async def test_streaming_has_no_content_length_unless_given() -> None:
+    send = await run(StreamingResponse([b"ab"], headers={"content-length": "2"}))
+    assert send.headers == [(b"content-length", b"2")]
+    send = await run(StreamingResponse([b"ab"]))
+    assert send.headers == []
+
+
+@pytest.mark.anyio
+async def test_streaming_head_does_not_iterate() -> None:
+    iterated: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        iterated.append(True)
+        yield b"x"
+
+    ran: list[bool] = []
+
+    async def task() -> None:
+        ran.append(True)
+
+    response = StreamingResponse(body(), background=BackgroundTask(task))
+    send = await run(response, method="HEAD")
+    assert iterated == []
+    assert send.messages[1:] == [{"type": "http.response.body", "body": b""}]
+    assert ran == [True]
+
+
+@pytest.mark.anyio
+async def test_streaming_head_sync_generator_is_closed_unstarted() -> None:
+    def body() -> Iterator[bytes]:
+        raise AssertionError("must not be iterated")
+        yield b""  # pragma: no cover
+
+    generator = body()
+    await run(StreamingResponse(generator), method="HEAD")
+    with pytest.raises(StopIteration):
+        next(generator)
+
+
+@pytest.mark.anyio
+async def test_streaming_stops_when_client_disconnects() -> None:
+    disconnect = anyio.Event()
+    finalized: list[str] = []
+
+    async def receive() -> Message:
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if len(sent) == 3:  # start + two chunks
+            disconnect.set()
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+                await anyio.lowlevel.checkpoint()
+        finally:
+            finalized.append("finally")
+
+    ran: list[bool] = []
+
+    async def task() -> None:
+        ran.append(True)
+
+    response = StreamingResponse(endless(), background=BackgroundTask(task))
+    with anyio.fail_after(5):
+        await response(http_scope(), receive, send)
+    assert finalized == ["finally"]
+    # Nothing after the disconnect: in particular no closing more_body=False message.
+    assert all(m.get("more_body", True) for m in sent)
+    assert len(sent) <= 4
+    assert ran == [True]
+
+
+@pytest.mark.anyio
+async def test_sync_generator_is_closed_on_disconnect() -> None:
+    disconnect = anyio.Event()
+    finalized: list[str] = []
+
+    async def receive() -> Message:
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message.get("more_body"):
+            disconnect.set()
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"x"
+        finally:
+            finalized.append("finally")
+
+    with anyio.fail_after(5):
+        await StreamingResponse(endless())(http_scope(), receive, send)
+    assert finalized == ["finally"]
+
+
+@pytest.mark.anyio
+async def test_listener_ignores_body_messages_until_disconnect() -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"unread", "more_body": False},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    stream_done = anyio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"a"
+        await stream_done.wait()  # only the disconnect can end this
+        yield b"b"  # pragma: no cover
+
+    send = Recorder()
+    with anyio.fail_after(5):
+        await StreamingResponse(slow())(http_scope(), receive, send)
+    assert send.body == b"a"
+    assert messages == []
+
+
+@pytest.mark.anyio
+async def test_streaming_finishes_and_cancels_the_listener() -> None:
+    send = await run(StreamingResponse(iter([b"a", b"b"])))
+    assert send.body == b"ab"
+    assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.mark.anyio
+async def test_iterator_exception_propagates_as_itself() -> None:
+    finalized: list[bool] = []
+
+    async def failing() -> AsyncIterator[bytes]:
+        try:
+            yield b"a"
+            raise KeyError("boom")
+        finally:
+            finalized.append(True)
+
+    with pytest.raises(KeyError, match="boom"):
+        await run(StreamingResponse(failing()))
+    assert finalized == [True]
+
+
+@pytest.mark.anyio
+async def test_sync_iterator_exception_propagates_as_itself() -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"a"
+        raise LookupError("sync boom")
+
+    with pytest.raises(LookupError, match="sync boom"):
+        await run(StreamingResponse(failing()))
+
+
+@pytest.mark.anyio
+async def test_send_oserror_is_treated_as_disconnect() -> None:
+    finalized: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"a"
+            yield b"b"  # pragma: no cover
+        finally:
+            finalized.append(True)
+
+    calls: list[Message] = []
+
+    async def send(message: Message) -> None:
+        calls.append(message)
+        if message["type"] == "http.response.body":
+            raise OSError("client gone")
+
+    with anyio.fail_after(5):
+        await StreamingResponse(body())(http_scope(), never_receive, send)
+    assert len(calls) == 2
+    assert finalized == [True]
+
+
+@pytest.mark.anyio
+async def test_streaming_background_order() -> None:
+    events: list[str] = []
+
+    async def send(message: Message) -> None:
+        events.append(f"send more_body={message.get('more_body')}")
+
+    async def task() -> None:
+        events.append("background")
+
+    response = StreamingResponse([b"a"], background=BackgroundTask(task))
+    with anyio.fail_after(5):
+        await response(http_scope(), never_receive, send)
+    assert events == [
+        "send more_body=None",
+        "send more_body=True",
+        "send more_body=False",
+        "background",
+    ]
+
+
+@pytest.mark.anyio
+async def test_stream_response_public_method() -> None:
+    send = Recorder()
+    await StreamingResponse([b"x"]).stream_response(send)
+    assert [m["type"] for m in send.messages] == [
+        "http.response.start",
+        "http.response.body",
+        "http.response.body",
+    ]
+
+
+@pytest.mark.anyio
+async def test_async_iterable_without_aclose() -> None:
+    class Chunks:
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return self.generate()
+
+        async def generate(self) -> AsyncIterator[bytes]:
+            yield b"a"
+            yield b"b"
+
+    send = await run(StreamingResponse(Chunks()))
+    assert send.body == b"ab"
+
+
+@pytest.mark.anyio
+async def test_listen_for_disconnect_accepts_websocket_disconnect() -> None:
+    messages: list[Message] = [{"type": "websocket.disconnect", "code": 1000}]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    with anyio.fail_after(5):
+        await StreamingResponse([]).listen_for_disconnect(receive)
+
+
+# --- through TestClient ------------------------------------------------------------------
+
+
+def test_cookie_round_trip_through_test_client(test_client_factory: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        seen = HTTPConnection(scope).cookies.get("note", "<none>")
+        response = PlainTextResponse(seen)
+        response.set_cookie("note", 'a; b, "c"')
+        await response(scope, receive, send)
+
+    client = test_client_factory(app)
+    assert client.get("/").text == "<none>"
+    assert client.get("/").text == 'a; b, "c"'
+
+
+def test_head_through_test_client(test_client_factory: Any) -> None:
+    client = test_client_factory(PlainTextResponse("hello"))
+    response = client.head("/")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-length"] == "5"
+
+
+def test_streaming_through_test_client(test_client_factory: Any) -> None:
+    def lines() -> Iterator[str]:
+        yield "one\n"
+        yield "two\n"
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await StreamingResponse(lines(), media_type="text/plain")(scope, receive, send)
+
+    response = test_client_factory(app).get("/")
+    assert response.text == "one\ntwo\n"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
