@@ -1,0 +1,172 @@
+"""Path templates: compiling ``/users/{id:int}`` into a regex, and filling it back in.
+
+A template is compiled once, when its route is built, so that a bad template (an unknown
+convertor, a parameter named twice) fails at import time of the application rather than
+on the first request that happens to reach it. Everything here is pure string work: no
+I/O, no knowledge of routes beyond their templates.
+
+Templates that do not start with ``/`` are *host* templates (``{tenant}.example.org``):
+they are matched against the ``Host`` header with its port removed, ignoring case,
+because hostnames are case-insensitive (RFC 9110 §4.2.3) and the port is not part of the
+name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from stellate.convertors import CONVERTOR_TYPES, Convertor
+from stellate.types import Scope
+
+__all__ = [
+    "compile_path",
+    "first_static_segment",
+    "get_route_path",
+    "path_segment",
+    "replace_params",
+    "request_host",
+]
+
+# `{name}` or `{name:convertor}`; names are Python identifiers so they can be keyword
+# arguments of `url_path_for`.
+_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+
+
+def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
+    """Compile a path or host template into ``(regex, format, convertors)``.
+
+    ``format`` is the template with every ``{name:convertor}`` written ``{name}``, ready
+    for :func:`replace_params`; ``convertors`` maps each parameter to its convertor.
+    Raises ``ValueError`` naming the template for an unknown convertor or a parameter
+    used twice (the regex could not hold two groups of one name anyway).
+    """
+    is_host = not path.startswith("/")
+    regex_parts = ["^"]
+    format_parts: list[str] = []
+    convertors: dict[str, Convertor[Any]] = {}
+    position = 0
+    for found in _PARAM.finditer(path):
+        name, convertor_name = found.group(1), found.group(2) or "str"
+        convertor = CONVERTOR_TYPES.get(convertor_name)
+        if convertor is None:
+            raise ValueError(
+                f"unknown path convertor {convertor_name!r} for parameter {name!r} in "
+                f"{path!r}; known convertors: {', '.join(sorted(CONVERTOR_TYPES))}"
+            )
+        if name in convertors:
+            raise ValueError(f"parameter {name!r} appears more than once in {path!r}")
+        literal = path[position : found.start()]
+        regex_parts.append(re.escape(literal))
+        regex_parts.append(f"(?P<{name}>{convertor.regex})")
+        format_parts.append(literal)
+        format_parts.append(f"{{{name}}}")
+        convertors[name] = convertor
+        position = found.end()
+    tail = path[position:]
+    if is_host:
+        # A host template never carries a port: the port is stripped from the request's
+        # Host header before matching.
+        tail = _strip_port(tail)
+    # \Z, not $: "$" also matches before a trailing newline, so "/users%0A" would route
+    # to "/users".
+    regex_parts.append(re.escape(tail) + r"\Z")
+    format_parts.append(path[position:])
+    flags = re.IGNORECASE if is_host else 0
+    return re.compile("".join(regex_parts), flags), "".join(format_parts), convertors
+
+
+def replace_params(
+    path: str,
+    param_convertors: dict[str, Convertor[Any]],
+    path_params: dict[str, str],
+) -> tuple[str, dict[str, str]]:
+    """Fill ``{name}`` slots of a format string; return it and the params left over.
+
+    Each value is written with its convertor's ``to_string``, so ``url_path_for`` round-
+    trips what the route's ``matches`` parsed. ``path_params`` itself is not modified.
+    """
+    remaining = dict(path_params)
+    for name, value in path_params.items():
+        slot = "{" + name + "}"
+        if slot in path:
+            text: str = param_convertors[name].to_string(value)
+            path = path.replace(slot, text)
+            del remaining[name]
+    return path, remaining
+
+
+def get_route_path(scope: Scope) -> str:
+    """The part of ``scope["path"]`` that this router is responsible for.
+
+    ``path`` is the full request path and ``root_path`` the prefix where the current app
+    is mounted (each ``Mount`` extends it), so what is left to route is ``path`` minus
+    ``root_path``, when ``root_path`` is really a prefix at a segment boundary.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if len(path) == len(root_path):
+        return ""
+    if path[len(root_path)] == "/":
+        return path[len(root_path) :]
+    return path
+
+
+def request_host(scope: Scope) -> str:
+    """The hostname the client asked for: the ``Host`` header without port, lowercased.
+
+    Falls back to the server address for HTTP/1.0-style requests without the header.
+    Handles bracketed IPv6 literals (``[::1]:8000``).
+    """
+    host: str
+    for key, value in scope.get("headers", ()):
+        if key == b"host":
+            host = value.decode("latin-1")
+            break
+    else:
+        server = scope.get("server")
+        host = str(server[0]) if server else ""
+    return _strip_port(host).lower()
+
+
+def _strip_port(host: str) -> str:
+    """``host`` without ``:port``, minding the colons of a bracketed IPv6 literal."""
+    bracket = host.rfind("]") + 1
+    return host[:bracket] + host[bracket:].split(":", 1)[0]
+
+
+def path_segment(route_path: str) -> str:
+    """The first segment of a route path: ``"users"`` for ``/users/42``, ``""`` for ``/``."""
+    end = route_path.find("/", 1)
+    return route_path[1:] if end == -1 else route_path[1:end]
+
+
+def first_static_segment(template: str) -> str | None:
+    """The first segment of a path template if it is plain text, else ``None``.
+
+    A route whose template starts with ``/users/`` (or is exactly ``/users``) can only
+    match paths whose first segment is ``users``: that is what lets the router index its
+    table. A segment holding a parameter (``/{id}``, ``/v{n}``) could match anything.
+    """
+    if not template.startswith("/"):
+        return None
+    segment = path_segment(template)
+    return None if "{" in segment else segment
+
+
+def convert_params(
+    matched: Mapping[str, str], convertors: Mapping[str, Convertor[Any]]
+) -> dict[str, Any] | None:
+    """Convert the strings a template's regex captured; ``None`` if a convertor refuses.
+
+    A custom convertor whose ``convert`` raises ``ValueError`` declares that the segment
+    is not one of its values, so the route simply does not match (and the request goes
+    on to the next route, or a 404) instead of failing with a 500.
+    """
+    try:
+        return {name: convertors[name].convert(value) for name, value in matched.items()}
+    except ValueError:
+        return None
