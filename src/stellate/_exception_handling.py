@@ -1,0 +1,165 @@
+"""Turning exceptions raised by an ASGI app into responses, via registered handlers.
+
+``ExceptionMiddleware`` publishes the application's handlers in
+``scope["stellate.exception_handlers"]`` as ``(exception_handlers, status_handlers)``.
+Endpoints (``routing.request_response``, ``routing.websocket_session``) and the middleware
+itself run their app under :func:`wrap_app_handling_exceptions`, so a handler answers the
+request as close to the failure as possible: inside the route, where route middleware
+still sees the handler's response, and again at the middleware for errors raised outside
+any route (a 404 from the router, an error in middleware).
+
+Handler lookup:
+
+* an ``HTTPException`` first looks for a handler registered for its status code, so
+  ``{404: not_found}`` catches every 404 whatever the exception subclass;
+* then the exception's class is looked up along its MRO, so the most specific registered
+  class wins and ``Exception`` catches everything.
+
+Cancellation is a ``BaseException`` on both asyncio and trio, so ``except Exception`` here
+never intercepts it; neither do ``KeyboardInterrupt`` and ``SystemExit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from stellate._concurrency import is_async_callable, run_sync
+from stellate.exceptions import HTTPException
+from stellate.requests import Request
+from stellate.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from stellate.requests import HTTPConnection
+
+__all__ = ["run_handling_exceptions", "wrap_app_handling_exceptions"]
+
+ExceptionHandlers: TypeAlias = Mapping[Any, ExceptionHandler]
+StatusHandlers: TypeAlias = Mapping[int, ExceptionHandler]
+
+SCOPE_KEY = "stellate.exception_handlers"
+_NO_HANDLERS: tuple[ExceptionHandlers, StatusHandlers] = ({}, {})
+
+
+def check_handler_key(key: object) -> None:
+    """Reject keys that could never match, when the handler is registered.
+
+    A typo such as ``{"404": handler}`` would otherwise be silently ignored forever.
+    """
+    if isinstance(key, int) and not isinstance(key, bool):
+        return
+    if isinstance(key, type) and issubclass(key, BaseException):
+        return
+    raise TypeError(
+        "exception handlers are keyed by an HTTP status code (int) or an exception class, "
+        f"not {key!r}"
+    )
+
+
+def lookup_handler(
+    exc: BaseException,
+    exception_handlers: ExceptionHandlers,
+    status_handlers: StatusHandlers,
+) -> ExceptionHandler | None:
+    """The handler for ``exc``: its status code's handler first, then along its class's MRO."""
+    if status_handlers and isinstance(exc, HTTPException):
+        handler = status_handlers.get(exc.status_code)
+        if handler is not None:
+            return handler
+    for cls in type(exc).__mro__:
+        handler = exception_handlers.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
+def wrap_app_handling_exceptions(app: ASGIApp, conn: HTTPConnection) -> ASGIApp:
+    """Run ``app``; hand an exception it raises to the matching registered handler.
+
+    ``conn`` is the ``Request`` or ``WebSocket`` given to handlers. An HTTP handler returns a
+    response, which is sent (sync handlers run in a worker thread). A WebSocket handler
+    is awaited and talks to the connection itself. An exception without a handler is
+    re-raised unchanged. If an HTTP response had already started when the exception
+    came, no second response can be sent, so a ``RuntimeError`` says so.
+    """
+
+    async def wrapped_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await run_handling_exceptions(app, scope, receive, send, conn)
+
+    return wrapped_app
+
+
+async def run_handling_exceptions(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    conn: HTTPConnection | None = None,
+) -> None:
+    """What :func:`wrap_app_handling_exceptions` does, called directly (no app is built).
+
+    The hot path of every request runs through this, so what only an exception needs is
+    done only then: ``conn`` may be None (HTTP scopes only), and then the ``Request``
+    handed to the handler is built once something was raised.
+    """
+    # Read now, not when something is raised: a mounted application shares the scope
+    # and publishes its own handlers in it, which are not this layer's.
+    handlers = (scope if conn is None else conn.scope).get(SCOPE_KEY, _NO_HANDLERS)
+    if scope["type"] != "http":
+        # A WebSocket handler talks to the connection itself, whatever was sent: no
+        # need to follow the app's messages (every frame of the session would pay it).
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            handler = lookup_handler(exc, *handlers)
+            if handler is None:
+                raise
+            assert conn is not None, "a WebSocket scope needs its connection"
+            await _call_handler(handler, conn, exc)
+        return
+    response_started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal response_started
+        if message["type"] == "http.response.start":
+            response_started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except Exception as exc:
+        handler = lookup_handler(exc, *handlers)
+        if handler is None:
+            raise
+        if response_started:
+            raise RuntimeError(
+                f"{type(exc).__name__} has an exception handler, but the response had "
+                "already started, so the handler's response cannot be sent"
+            ) from exc
+        if conn is None:
+            conn = Request(scope, receive, send)
+        await _respond(handler, conn, exc, scope, receive, tracking_send)
+
+
+async def _call_handler(handler: ExceptionHandler, conn: HTTPConnection, exc: Exception) -> Any:
+    func: Callable[..., Any] = handler  # Request and WebSocket handlers alike.
+    if is_async_callable(func):
+        return await func(conn, exc)
+    return await run_sync(func, conn, exc)
+
+
+async def _respond(
+    handler: ExceptionHandler,
+    conn: HTTPConnection,
+    exc: Exception,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    response = await _call_handler(handler, conn, exc)
+    if response is None:
+        raise TypeError(
+            f"the exception handler {handler!r} returned None; HTTP exception handlers "
+            "must return a Response"
+        ) from exc
+    await response(scope, receive, send)

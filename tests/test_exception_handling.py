@@ -1,0 +1,314 @@
+"""wrap_app_handling_exceptions: handler lookup, sync handlers, started responses, websockets."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+import pytest
+
+from stellate._exception_handling import (
+    SCOPE_KEY,
+    check_handler_key,
+    lookup_handler,
+    wrap_app_handling_exceptions,
+)
+from stellate.exceptions import HTTPException
+from stellate.requests import Request
+from stellate.responses import PlainTextResponse, Response
+from stellate.types import Message, Receive, Scope, Send
+
+pytestmark = pytest.mark.anyio
+
+
+class Base(Exception):
+    pass
+
+
+class Child(Base):
+    pass
+
+
+class Grandchild(Child):
+    pass
+
+
+class NotFound(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(404, "custom not found")
+
+
+def http_scope(handlers: Any = None) -> Scope:
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    if handlers is not None:
+        scope[SCOPE_KEY] = handlers
+    return scope
+
+
+async def run(app: Any, scope: Scope) -> list[Message]:
+    sent: list[Message] = []
+    request_sent = False
+
+    async def receive() -> Message:
+        nonlocal request_sent
+        if not request_sent:
+            request_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await wrap_app_handling_exceptions(app, Request(scope))(scope, receive, send)
+    return sent
+
+
+def raising(exc: BaseException) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise exc
+
+    return app
+
+
+def named(text: str, status_code: int = 200) -> Any:
+    async def handler(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(f"{text}: {type(exc).__name__}", status_code=status_code)
+
+    return handler
+
+
+def body_of(messages: list[Message]) -> tuple[int, bytes]:
+    assert messages[0]["type"] == "http.response.start"
+    body = b"".join(m.get("body", b"") for m in messages[1:])
+    return messages[0]["status"], body
+
+
+# --- lookup ------------------------------------------------------------------------------
+
+
+def test_lookup_walks_the_mro_most_specific_first() -> None:
+    handlers = {Base: "base", Child: "child"}
+    assert lookup_handler(Grandchild(), handlers, {}) == "child"
+    assert lookup_handler(Child(), handlers, {}) == "child"
+    assert lookup_handler(Base(), handlers, {}) == "base"
+    assert lookup_handler(ValueError(), handlers, {}) is None
+
+
+def test_lookup_prefers_the_status_code_for_http_exceptions() -> None:
+    handlers = {NotFound: "by-class", HTTPException: "generic"}
+    assert lookup_handler(NotFound(), handlers, {404: "by-status"}) == "by-status"
+    assert lookup_handler(NotFound(), handlers, {500: "other"}) == "by-class"
+    assert lookup_handler(HTTPException(418), handlers, {404: "by-status"}) == "generic"
+
+
+def test_status_handlers_do_not_apply_to_other_exceptions() -> None:
+    # An exception that merely has a status_code attribute is not an HTTPException.
+    class Impostor(Exception):
+        status_code = 404
+
+    assert lookup_handler(Impostor(), {}, {404: "by-status"}) is None
+
+
+@pytest.mark.parametrize("key", [404, 599, ValueError, HTTPException, KeyboardInterrupt])
+def test_check_handler_key_accepts_codes_and_exception_classes(key: Any) -> None:
+    check_handler_key(key)
+
+
+@pytest.mark.parametrize("key", ["404", 404.0, True, object, ValueError(), None])
+def test_check_handler_key_rejects_keys_that_never_match(key: Any) -> None:
+    with pytest.raises(TypeError, match="status code"):
+        check_handler_key(key)
+
+
+# --- wrapping ----------------------------------------------------------------------------
+
+
+async def test_handled_exception_sends_the_handler_response() -> None:
+    scope = http_scope(({Child: named("child", 409)}, {}))
+    messages = await run(raising(Grandchild()), scope)
+    assert body_of(messages) == (409, b"child: Grandchild")
+
+
+async def test_status_handler_wins_over_class_handler() -> None:
+    scope = http_scope(({NotFound: named("class")}, {404: named("status", 404)}))
+    assert body_of(await run(raising(NotFound()), scope)) == (404, b"status: NotFound")
+
+
+async def test_unhandled_exception_is_reraised_unchanged() -> None:
+    error = ValueError("boom")
+    scope = http_scope(({Child: named("child")}, {}))
+    with pytest.raises(ValueError) as info:
+        await run(raising(error), scope)
+    assert info.value is error
+
+
+async def test_without_registered_handlers_everything_propagates() -> None:
+    with pytest.raises(HTTPException):
+        await run(raising(HTTPException(404)), http_scope())
+
+
+async def test_app_that_succeeds_is_untouched() -> None:
+    scope = http_scope(({Exception: named("never")}, {}))
+    messages = await run(PlainTextResponse("fine"), scope)
+    assert body_of(messages) == (200, b"fine")
+
+
+async def test_sync_handler_runs_in_a_worker_thread() -> None:
+    threads: list[int] = []
+
+    def handler(request: Request, exc: Exception) -> Response:
+        threads.append(threading.get_ident())
+        return PlainTextResponse("sync", status_code=422)
+
+    scope = http_scope(({Base: handler}, {}))
+    assert body_of(await run(raising(Base()), scope)) == (422, b"sync")
+    assert threads
+    assert threads[0] != threading.get_ident()
+
+
+async def test_handler_gets_the_connection_and_the_exception() -> None:
+    seen: list[Any] = []
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        seen.extend([request, exc])
+        return Response(status_code=400)
+
+    error = Child()
+    scope = http_scope(({Base: handler}, {}))
+    conn = Request(scope)
+
+    async def receive() -> Message:  # pragma: no cover - never called
+        raise AssertionError
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await wrap_app_handling_exceptions(raising(error), conn)(scope, receive, send)
+    assert seen == [conn, error]
+    assert sent[0]["status"] == 400
+
+
+async def test_exception_after_response_started_is_a_runtime_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Child("late")
+
+    scope = http_scope(({Base: named("base")}, {}))
+    with pytest.raises(RuntimeError, match="already started") as info:
+        await run(app, scope)
+    assert isinstance(info.value.__cause__, Child)
+
+
+async def test_unhandled_exception_after_start_is_reraised_as_itself() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise ValueError("late")
+
+    with pytest.raises(ValueError, match="late"):
+        await run(app, http_scope(({Base: named("base")}, {})))
+
+
+async def test_handler_returning_none_is_a_clear_type_error() -> None:
+    async def handler(request: Request, exc: Exception) -> None:
+        return None
+
+    scope = http_scope(({Base: handler}, {}))
+    with pytest.raises(TypeError, match="returned None") as info:
+        await run(raising(Base()), scope)
+    assert isinstance(info.value.__cause__, Base)
+
+
+async def test_cancellation_is_not_handled() -> None:
+    handled: list[Exception] = []
+
+    async def handler(request: Request, exc: Exception) -> Response:  # pragma: no cover
+        handled.append(exc)
+        return Response()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await anyio.sleep_forever()
+
+    scope = http_scope(({Exception: handler}, {}))
+    with anyio.move_on_after(0) as cancel_scope:
+        await run(app, scope)
+    assert cancel_scope.cancelled_caught
+    assert handled == []
+
+
+async def test_websocket_handler_is_awaited_and_nothing_else_is_sent() -> None:
+    from stellate.websockets import WebSocket
+
+    calls: list[tuple[Any, Exception]] = []
+
+    async def handler(websocket: WebSocket, exc: Exception) -> None:
+        calls.append((websocket, exc))
+        await websocket.send({"type": "websocket.close", "code": 4001, "reason": ""})
+
+    scope: Scope = {
+        "type": "websocket",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        SCOPE_KEY: ({Base: handler}, {}),
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    websocket = WebSocket(scope, receive, send)
+    error = Child()
+    with anyio.fail_after(5):
+        await wrap_app_handling_exceptions(raising(error), websocket)(scope, receive, send)
+    assert calls == [(websocket, error)]
+    assert sent == [{"type": "websocket.close", "code": 4001, "reason": ""}]
+
+
+async def test_sync_websocket_handler_runs_in_a_thread() -> None:
+    from stellate.websockets import WebSocket
+
+    threads: list[int] = []
+
+    def handler(websocket: WebSocket, exc: Exception) -> None:
+        threads.append(threading.get_ident())
+
+    scope: Scope = {
+        "type": "websocket",
+        "path": "/",
+        "headers": [],
+        SCOPE_KEY: ({Base: handler}, {}),
+    }
+
+    async def receive() -> Message:  # pragma: no cover - never called
+        raise AssertionError
+
+    async def send(message: Message) -> None:  # pragma: no cover - never called
+        raise AssertionError
+
+    websocket = WebSocket(scope, receive, send)
+    await wrap_app_handling_exceptions(raising(Base()), websocket)(scope, receive, send)
+    assert len(threads) == 1
+    assert threads[0] != threading.get_ident()
