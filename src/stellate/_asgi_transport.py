@@ -1,0 +1,723 @@
+"""The protocol core shared by the test clients: httpx requests in, ASGI messages out.
+
+``TestClient`` (sync, the app in a blocking portal) and ``AsyncTestClient`` (async, the app
+in the caller's event loop) differ only in *where* the coroutines below run. Everything that
+speaks ASGI lives here, once:
+
+* :func:`http_scope` and :func:`websocket_scope` turn an :class:`httpx.Request` into the
+  scope a server would build for it.
+* :class:`HTTPExchange` runs one request through the app. Its :meth:`~HTTPExchange.run`
+  coroutine is meant to be started in a task group owned by the client (or awaited inline),
+  while the client waits for :meth:`~HTTPExchange.wait_head` and then pulls body chunks with
+  :meth:`~HTTPExchange.next_chunk`. The body travels through a memory object stream, so a
+  streamed response is handed to the caller as soon as the app has sent
+  ``http.response.start``, and the app is held back by the stream's buffer until the caller
+  reads. Closing the exchange early cancels the app, inside the cancel scope that
+  :meth:`~HTTPExchange.run` owns, so nothing outlives the client.
+* :class:`WebSocketChannel` does the same for a WebSocket session.
+* :class:`LifespanDriver` drives the ``lifespan`` protocol.
+
+No coroutine here starts a task of its own: the clients decide who owns the app's task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from stellate.types import ASGIApp, Message, Scope
+from stellate.websockets import WebSocketDisconnect
+
+__all__ = [
+    "HTTPExchange",
+    "LifespanDriver",
+    "WebSocketChannel",
+    "WebSocketDenialResponse",
+    "http_scope",
+    "websocket_scope",
+]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+# The ignore: httpx.Response and BaseException define __setstate__ differently (mypy);
+# pickling a test failure is not a use case.
+class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ignore[misc]
+    """The app refused a WebSocket handshake with an HTTP response.
+
+    Raised by the test clients when the app answers ``websocket.connect`` with
+    ``websocket.http.response.start`` (the *WebSocket Denial Response* extension), and when
+    the app returns without answering at all (a server then refuses with HTTP 403). It is
+    an :class:`httpx.Response`, so tests inspect ``status_code``, ``headers`` and
+    ``content`` as usual, and a ``WebSocketDisconnect``, so code that only cares that the
+    connection did not open can catch that. No close frame exists for a refused handshake;
+    ``code`` is 1008 (policy violation), the nearest meaning.
+    """
+
+    code = 1008
+    reason = ""
+
+    def __str__(self) -> str:
+        return f"WebSocket handshake denied with HTTP {self.status_code}"
+
+
+# Users import it from stellate.testclient (or stellate.testing.client); say so in tracebacks.
+WebSocketDenialResponse.__module__ = "stellate.testclient"
+
+
+# --------------------------------------------------------------------------- scopes
+
+
+def _server(url: httpx.URL) -> tuple[str, int]:
+    return url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)
+
+
+def _raw_path(url: httpx.URL) -> bytes:
+    return url.raw_path.split(b"?", 1)[0]
+
+
+def _base_scope(
+    request: httpx.Request,
+    *,
+    scheme: str,
+    root_path: str,
+    client: tuple[str, int],
+    state: dict[str, Any],
+) -> Scope:
+    url = request.url
+    return {
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": scheme,
+        "server": _server(url),
+        "client": client,
+        "root_path": root_path,
+        "path": url.path,
+        "raw_path": _raw_path(url),
+        "query_string": url.query,
+        "headers": [(name.lower(), value) for name, value in request.headers.raw],
+        "state": dict(state),
+    }
+
+
+def http_scope(
+    request: httpx.Request,
+    *,
+    root_path: str = "",
+    client: tuple[str, int] = ("testclient", 50000),
+    state: dict[str, Any] | None = None,
+) -> Scope:
+    """The ``http`` scope a server would build for ``request``.
+
+    ``path`` is percent-decoded (``raw_path`` keeps the bytes as sent); ``state`` is copied,
+    as servers copy the lifespan state into each request so requests cannot leak into each
+    other through it.
+    """
+    scope = _base_scope(
+        request,
+        scheme=request.url.scheme,
+        root_path=root_path,
+        client=client,
+        state=state or {},
+    )
+    scope["type"] = "http"
+    scope["method"] = request.method.upper()
+    scope["extensions"] = {"http.response.debug": {}}
+    return scope
+
+
+def websocket_scope(
+    request: httpx.Request,
+    *,
+    subprotocols: Sequence[str] = (),
+    root_path: str = "",
+    client: tuple[str, int] = ("testclient", 50000),
+    state: dict[str, Any] | None = None,
+) -> Scope:
+    """The ``websocket`` scope for a handshake (``http``/``https`` become ``ws``/``wss``)."""
+    scheme = {"http": "ws", "https": "wss"}.get(request.url.scheme, request.url.scheme)
+    scope = _base_scope(
+        request, scheme=scheme, root_path=root_path, client=client, state=state or {}
+    )
+    scope["type"] = "websocket"
+    scope["subprotocols"] = list(subprotocols)
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope
+
+
+def handshake_headers(subprotocols: Sequence[str]) -> dict[str, str]:
+    """The headers a browser sends with a WebSocket opening handshake."""
+    headers = {
+        "connection": "upgrade",
+        "upgrade": "websocket",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+    }
+    if subprotocols:
+        headers["sec-websocket-protocol"] = ", ".join(subprotocols)
+    return headers
+
+
+async def _wait_done_or_idle(done: anyio.Event) -> None:
+    """Wait until ``done`` is set or every other task is blocked, whichever comes first.
+
+    Used before cancelling an app that was told to stop: it may still react (close its
+    socket, run its ``finally`` blocks), and we want to cancel only what would otherwise
+    wait forever, without guessing a delay.
+    """
+
+    async def watch(event: anyio.Event, scope: anyio.CancelScope) -> None:
+        await event.wait()
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch, done, group.cancel_scope)
+        await anyio.wait_all_tasks_blocked()
+        group.cancel_scope.cancel()
+
+
+async def _deliver(stream: MemoryObjectSendStream[Message], message: Message) -> None:
+    """Queue ``message`` for the app; dropped if the app has already ended, as by a server."""
+    with contextlib.suppress(anyio.BrokenResourceError):
+        await stream.send(message)
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def text_message(data: str) -> Message:
+    """A ``websocket.receive`` message carrying text (what a client's text frame becomes)."""
+    return {"type": "websocket.receive", "text": data}
+
+
+def bytes_message(data: bytes) -> Message:
+    """A ``websocket.receive`` message carrying bytes."""
+    return {"type": "websocket.receive", "bytes": bytes(data)}
+
+
+def json_message(data: Any, mode: str) -> Message:
+    """``data`` as compact JSON in a text or a binary (UTF-8) frame."""
+    encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if mode == "text":
+        return text_message(encoded)
+    if mode == "binary":
+        return bytes_message(encoded.encode("utf-8"))
+    raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
+
+
+def disconnect_message(code: int, reason: str | None) -> Message:
+    """The ``websocket.disconnect`` message of a client closing with ``code``."""
+    return {"type": "websocket.disconnect", "code": code, "reason": reason or ""}
+
+
+def frame_text(message: Message) -> str:
+    """The text of a ``websocket.send`` message; a close raises ``WebSocketDisconnect``."""
+    value = _frame(message, "text")
+    assert isinstance(value, str)
+    return value
+
+
+def frame_bytes(message: Message) -> bytes:
+    """The bytes of a ``websocket.send`` message; a close raises ``WebSocketDisconnect``."""
+    value = _frame(message, "bytes")
+    assert isinstance(value, bytes)
+    return value
+
+
+def frame_json(message: Message, mode: str) -> Any:
+    """The JSON document in a text or binary ``websocket.send`` message."""
+    if mode == "text":
+        return json.loads(frame_text(message))
+    if mode == "binary":
+        return json.loads(frame_bytes(message).decode("utf-8"))
+    raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
+
+
+def _frame(message: Message, key: str) -> str | bytes:
+    if message.get("type") == "websocket.close":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+    value = message.get(key)
+    if value is None:
+        other = "bytes" if key == "text" else "text"
+        raise TypeError(f"Expected a {key} frame from the app, got a {other} frame: {message!r}")
+    return value  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class NoResponseError(RuntimeError):
+    """The app returned without sending ``http.response.start``."""
+
+
+class HTTPExchange:
+    """One request/response cycle between a test client and an ASGI app.
+
+    Build it with :meth:`create` inside the event loop that will run the app (anyio
+    primitives belong to a loop). ``buffer_size`` is the number of body chunks the app may
+    send ahead of the reader: ``0`` when :meth:`run` is a task that the reader drives
+    (streaming), ``math.inf`` when :meth:`run` is awaited inline before anything is read.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        body: Sequence[bytes],
+        *,
+        raise_server_exceptions: bool,
+        buffer_size: float,
+        registry: set[HTTPExchange] | None = None,
+    ) -> None:
+        self.app = app
+        self._registry = registry if registry is not None else set()
+        self._registry.add(self)
+        self.scope = scope
+        chunks = [bytes(chunk) for chunk in body if chunk]
+        self._body = chunks or [b""]
+        self.raise_server_exceptions = raise_server_exceptions
+        send, receive = anyio.create_memory_object_stream[bytes](buffer_size)
+        self._chunks_out: MemoryObjectSendStream[bytes] = send
+        self._chunks_in: MemoryObjectReceiveStream[bytes] = receive
+        self._head_ready = anyio.Event()
+        self._response_complete = anyio.Event()
+        self._final_body_sent = False
+        self._done = anyio.Event()
+        self._cancel_scope = anyio.CancelScope()
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.debug_info: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self._error_reported = False
+
+    @classmethod
+    async def create(
+        cls,
+        app: ASGIApp,
+        scope: Scope,
+        body: Sequence[bytes],
+        raise_server_exceptions: bool,
+        buffer_size: float,
+        registry: set[HTTPExchange] | None = None,
+    ) -> HTTPExchange:
+        """Build an exchange in the running loop (usable through ``BlockingPortal.call``)."""
+        return cls(
+            app,
+            scope,
+            body,
+            raise_server_exceptions=raise_server_exceptions,
+            buffer_size=buffer_size,
+            registry=registry,
+        )
+
+    # -- the app's side
+
+    async def run(self) -> None:
+        """Run the app to completion; errors are kept for the reader, never raised here.
+
+        Cancellation from :meth:`aclose` is absorbed by this coroutine's own cancel scope;
+        cancellation from outside (the owning task group) propagates as it must.
+        """
+        try:
+            with self._cancel_scope:
+                async with self._chunks_out:
+                    await self._run_app()
+        finally:
+            self._response_complete.set()
+            self._head_ready.set()
+            self._done.set()
+
+    async def _run_app(self) -> None:
+        try:
+            await self.app(self.scope, self._receive, self._send)
+        except Exception as exc:
+            self.error = exc
+
+    async def _receive(self) -> Message:
+        if self._body:
+            chunk = self._body.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(self._body)}
+        await self._response_complete.wait()
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "http.response.start":
+            self._start(message)
+        elif kind == "http.response.body":
+            await self._body_chunk(message)
+        elif kind == "http.response.debug":
+            self.debug_info = dict(message.get("info", {}))
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent in an http scope.")
+
+    def _start(self, message: Message) -> None:
+        if self.status is not None:
+            raise RuntimeError("The app sent 'http.response.start' twice.")
+        self.status = int(message["status"])
+        self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        self._head_ready.set()
+
+    async def _body_chunk(self, message: Message) -> None:
+        if self.status is None:
+            raise RuntimeError("The app sent 'http.response.body' before 'http.response.start'.")
+        if self._final_body_sent or self._response_complete.is_set():
+            raise RuntimeError("The app sent 'http.response.body' after the response ended.")
+        more_body = bool(message.get("more_body", False))
+        self._final_body_sent = not more_body
+        chunk = bytes(message.get("body", b""))
+        if chunk and self.scope["method"] != "HEAD":
+            await self._chunks_out.send(chunk)
+        # Only once the last chunk is delivered has the client got the whole response and
+        # may "leave": a disconnect any earlier could cancel the app's final send.
+        if not more_body:
+            self._response_complete.set()
+
+    # -- the client's side
+
+    async def wait_head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Wait for ``http.response.start`` (or for the app to end without one)."""
+        await self._head_ready.wait()
+        if self.status is not None:
+            return self.status, self.headers
+        if self.error is not None and self.raise_server_exceptions:
+            self._error_reported = True
+            raise self.error
+        if self.raise_server_exceptions:
+            raise NoResponseError(
+                "The app returned without sending a response ('http.response.start')."
+            )
+        return 500, []
+
+    def build_response(
+        self,
+        request: httpx.Request,
+        head: tuple[int, list[tuple[bytes, bytes]]],
+        stream: httpx.SyncByteStream | httpx.AsyncByteStream,
+    ) -> httpx.Response:
+        """The ``httpx.Response`` for ``head``, with what ``http.response.debug`` reported.
+
+        Template responses send their template name and context in that message; tests
+        read them as ``response.template`` and ``response.context``.
+        """
+        status, headers = head
+        response = httpx.Response(status, headers=headers, stream=stream, request=request)
+        if "template" in self.debug_info:
+            response.template = self.debug_info["template"]  # type: ignore[attr-defined]
+            response.context = self.debug_info.get("context")  # type: ignore[attr-defined]
+        return response
+
+    async def next_chunk(self) -> bytes | None:
+        """The next body chunk, or None once the app has finished (its error raised, if any)."""
+        try:
+            return await self._chunks_in.receive()
+        except anyio.EndOfStream:
+            self._raise_pending_error()
+            return None
+
+    async def aclose(self) -> None:
+        """Stop listening: cancel the app if it is still running and wait until it has ended."""
+        if not self._done.is_set():
+            self._response_complete.set()
+            self._cancel_scope.cancel()
+            await self._done.wait()
+        self._chunks_in.close()
+        self._registry.discard(self)
+        self._raise_pending_error()
+
+    @staticmethod
+    async def close_all(registry: set[HTTPExchange]) -> None:
+        """Close the exchanges still open in ``registry`` (responses a test never closed).
+
+        Every one is closed before any error is raised: one error as itself, several as
+        an ``ExceptionGroup``.
+        """
+        errors: list[Exception] = []
+        for exchange in list(registry):
+            try:
+                await exchange.aclose()
+            except Exception as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ExceptionGroup("errors in responses left open", errors)
+
+    def _raise_pending_error(self) -> None:
+        if self.error is None or self._error_reported or not self.raise_server_exceptions:
+            return
+        self._error_reported = True
+        raise self.error
+
+
+# --------------------------------------------------------------------------- WebSocket
+
+
+class WebSocketChannel:
+    """The client end of one WebSocket session with an app.
+
+    :meth:`run` is the app's task; the client calls :meth:`connect`, then :meth:`send` and
+    :meth:`receive`, and finally :meth:`shutdown`. Messages to the app queue without limit
+    (a test sends a handful); messages from the app queue too, so an app may send several
+    frames before the test reads them, as over a real socket.
+    """
+
+    def __init__(self, app: ASGIApp, scope: Scope) -> None:
+        self.app = app
+        self.scope = scope
+        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](math.inf)
+        self._to_app = to_app_send
+        self._app_inbox = to_app_receive
+        from_app_send, from_app_receive = anyio.create_memory_object_stream[object](math.inf)
+        self._app_outbox = from_app_send
+        self._from_app = from_app_receive
+        self._cancel_scope = anyio.CancelScope()
+        self._done = anyio.Event()
+        self._close_message: Message | None = None
+        self._client_closed = False
+        self._end_reported = False
+        self._error: BaseException | None = None
+        self.accepted_subprotocol: str | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] = []
+
+    @classmethod
+    async def create(cls, app: ASGIApp, scope: Scope) -> WebSocketChannel:
+        """Build a channel in the running loop (usable through ``BlockingPortal.call``)."""
+        return cls(app, scope)
+
+    # -- the app's side
+
+    async def run(self) -> None:
+        """Run the app; its exception, if any, is queued for the client to raise."""
+        try:
+            with self._cancel_scope:
+                async with self._app_outbox:
+                    try:
+                        await self.app(self.scope, self._app_receive, self._app_send)
+                    except Exception as exc:
+                        self._error = exc
+                        self._app_outbox.send_nowait(exc)
+        finally:
+            self._app_inbox.close()
+            self._done.set()
+
+    async def _app_receive(self) -> Message:
+        """The client's next message; once the client has gone, a disconnect, then nothing.
+
+        After reporting the end once, further calls block, so an app that ignores the
+        disconnect and keeps reading ends up blocked (and is cancelled by
+        :meth:`shutdown`) instead of spinning forever.
+        """
+        try:
+            return await self._app_inbox.receive()
+        except anyio.EndOfStream:
+            if self._end_reported:
+                await anyio.sleep_forever()
+            self._end_reported = True
+            return {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+
+    async def _app_send(self, message: Message) -> None:
+        if self._client_closed:
+            return
+        await self._app_outbox.send(dict(message))
+
+    # -- the client's side
+
+    async def connect(self) -> None:
+        """Perform the handshake: raise if the app closes, denies or fails instead of accepting."""
+        await _deliver(self._to_app, {"type": "websocket.connect"})
+        message = await self._next_from_app()
+        if message is None:
+            raise await self._denial(
+                {"type": "websocket.http.response.start", "status": 403}, final=True
+            )
+        kind = message.get("type")
+        if kind == "websocket.accept":
+            self.accepted_subprotocol = message.get("subprotocol")
+            self.extra_headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+            return
+        if kind == "websocket.close":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+        if kind == "websocket.http.response.start":
+            raise await self._denial(message, final=False)
+        raise RuntimeError(f"Expected 'websocket.accept' from the app, got {kind!r}.")
+
+    async def _denial(self, start: Message, *, final: bool) -> WebSocketDenialResponse:
+        body = b""
+        while not final:
+            message = await self._next_from_app()
+            if message is None or message.get("type") != "websocket.http.response.body":
+                break
+            body += bytes(message.get("body", b""))
+            final = not message.get("more_body", False)
+        return WebSocketDenialResponse(
+            int(start["status"]), headers=list(start.get("headers", [])), content=body
+        )
+
+    async def _next_from_app(self) -> Message | None:
+        """The app's next message; None once it has ended; its exception raised."""
+        try:
+            item = await self._from_app.receive()
+        except anyio.EndOfStream:
+            return None
+        if isinstance(item, BaseException):
+            self._error = None
+            raise item
+        message: Message = item  # type: ignore[assignment]
+        return message
+
+    async def send(self, message: Message) -> None:
+        """Deliver ``message`` to the app's ``receive()``; ignored once the app has ended."""
+        if message.get("type") == "websocket.disconnect":
+            self._client_closed = True
+        elif self._client_closed:
+            raise RuntimeError("The WebSocket session was closed by the client.")
+        await _deliver(self._to_app, message)
+
+    async def receive(self) -> Message:
+        """The app's next message; after its close (or its end), that close again."""
+        if self._close_message is not None:
+            return self._close_message
+        message = await self._next_from_app()
+        if message is None:
+            message = {"type": "websocket.close", "code": 1000, "reason": ""}
+        if message.get("type") == "websocket.close":
+            self._close_message = message
+        return message
+
+    async def shutdown(self) -> None:
+        """End the session: tell the app the client left, let it react, then cancel what remains.
+
+        The app gets ``websocket.disconnect`` and runs until it finishes or blocks (for a
+        reply that will never come); an app still running then is cancelled, so no task
+        outlives the session. An exception the app raised and the client has not seen yet is
+        raised here, except ``WebSocketDisconnect``: that is how an app learns the client
+        left, and letting it escape is not a bug.
+        """
+        if not self._done.is_set():
+            if not self._client_closed:
+                await self.send(disconnect_message(1000, None))
+            self._to_app.close()
+            await _wait_done_or_idle(self._done)
+            self._cancel_scope.cancel()
+            await self._done.wait()
+        self._to_app.close()
+        self._from_app.close()
+        error, self._error = self._error, None
+        if error is not None and not isinstance(error, WebSocketDisconnect):
+            raise error
+
+
+# --------------------------------------------------------------------------- lifespan
+
+
+class LifespanDriver:
+    """Drives the ASGI ``lifespan`` protocol for a test client.
+
+    :meth:`run` is the app's lifespan task (owned by the client); :meth:`startup` and
+    :meth:`shutdown` send the events and wait for the answers. An app that returns without
+    answering does not support lifespan, which is allowed: startup and shutdown then
+    succeed silently. An app that raises, or answers ``...failed``, fails the client's
+    ``__enter__``/``__exit__`` with that error.
+    """
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.app = app
+        self.state = state
+        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](math.inf)
+        self._to_app = to_app_send
+        self._app_inbox = to_app_receive
+        from_app_send, from_app_receive = anyio.create_memory_object_stream[Message](math.inf)
+        self._app_outbox = from_app_send
+        self._from_app = from_app_receive
+        self._error: BaseException | None = None
+        self._cancel_scope = anyio.CancelScope()
+        self._done = anyio.Event()
+
+    @classmethod
+    async def create(cls, app: ASGIApp, state: dict[str, Any]) -> LifespanDriver:
+        """Build a driver in the running loop (usable through ``BlockingPortal.call``)."""
+        return cls(app, state)
+
+    async def run(self) -> None:
+        """The lifespan task: run the app with a ``lifespan`` scope, keeping its error."""
+        scope: Scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
+        try:
+            with self._cancel_scope:
+                async with self._app_outbox:
+                    try:
+                        await self.app(scope, self._app_inbox.receive, self._app_send)
+                    except Exception as exc:
+                        self._error = exc
+        finally:
+            self._app_inbox.close()
+            self._done.set()
+
+    async def _app_send(self, message: Message) -> None:
+        await self._app_outbox.send(dict(message))
+
+    async def stop(self) -> None:
+        """Let the lifespan task finish what it is doing, then cancel it if it still runs."""
+        if not self._done.is_set():
+            await _wait_done_or_idle(self._done)
+            self._cancel_scope.cancel()
+            await self._done.wait()
+
+    async def startup(self) -> None:
+        """Send ``lifespan.startup`` and wait for the app's answer; on failure, end the task."""
+        try:
+            await self._exchange("startup")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.stop()
+            self._close()
+            raise
+
+    async def shutdown(self) -> None:
+        """Send ``lifespan.shutdown``, wait for the app's answer, and see the task ended."""
+        try:
+            await self._exchange("shutdown")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stop()
+            self._close()
+
+    def _close(self) -> None:
+        self._to_app.close()
+        self._from_app.close()
+
+    async def _exchange(self, phase: str) -> None:
+        await _deliver(self._to_app, {"type": f"lifespan.{phase}"})
+        try:
+            message = await self._from_app.receive()
+        except anyio.EndOfStream:
+            if self._error is not None:
+                raise self._error from None
+            return
+        kind = message.get("type")
+        if kind == f"lifespan.{phase}.failed":
+            await self._raise_failure(phase, message)
+        elif kind != f"lifespan.{phase}.complete":
+            raise RuntimeError(f"Expected 'lifespan.{phase}.complete' from the app, got {kind!r}.")
+
+    async def _raise_failure(self, phase: str, message: Message) -> None:
+        """Raise the app's own exception if it re-raises after ``failed``, else a RuntimeError.
+
+        The app is given until it ends or blocks to re-raise; one that lingers is cancelled.
+        """
+        await self.stop()
+        if self._error is not None:
+            raise self._error
+        text = message.get("message") or ""
+        raise RuntimeError(f"Lifespan {phase} failed: {text}".rstrip(": "))
