@@ -1,0 +1,299 @@
+"""``BaseHTTPMiddleware``: middleware written as ``dispatch(request, call_next) -> response``.
+
+This is the one middleware in stellate that is not a plain ASGI wrapper: it gives its
+subclass a ``Request`` and a ``call_next`` that runs the rest of the application and
+returns its response as an object that can be inspected and changed before it is sent.
+
+How it keeps the guarantees of a plain ASGI wrapper:
+
+* **Streaming.** ``call_next`` runs the application in a task of a task group owned by
+  this middleware's call, and returns as soon as the response has started. The body
+  then crosses a zero-buffer memory object stream, one message at a time, while the
+  response returned by ``dispatch`` is being sent: nothing is buffered.
+* **The request body.** Whatever the ``Request`` given to ``dispatch`` read from
+  ``receive`` is recorded, and the application below is handed the same messages before
+  anything new: a body read in ``dispatch`` is read again, whole, by the endpoint.
+* **Disconnects.** After the replay, the application reads the server's ``receive``
+  directly, so ``http.disconnect`` reaches it (``request.is_disconnected()`` works).
+* **Background tasks.** The application's ``send`` of its last body message returns
+  only once that message has been sent to the client, so a background task attached to
+  the endpoint's response starts after the response is complete.
+* **Errors.** An exception of the application is raised by ``call_next`` (before the
+  response started) or while the body is sent (after), as itself, never wrapped in an
+  exception group. Cancellation is never caught.
+
+A response from ``call_next`` that ``dispatch`` does not return is abandoned: the task
+running it is cancelled once the response that was returned has been sent. If the client
+leaves before the application answered (a handler cancelled on disconnect), ``dispatch``
+is cancelled too: there is nobody left to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from stellate._concurrency import collapse_excgroups
+from stellate._disconnect import get_multiplexer
+from stellate.requests import Request
+from stellate.responses import Response, StreamingResponse
+from stellate.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"]
+
+RequestResponseEndpoint = Callable[[Request], Awaitable[Response]]
+DispatchFunction = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
+
+
+class BaseHTTPMiddleware:
+    """Subclass and override :meth:`dispatch`, or pass ``dispatch=`` a function.
+
+    Only HTTP requests go through ``dispatch``; WebSocket and lifespan scopes pass
+    straight to the application.
+    """
+
+    def __init__(self, app: ASGIApp, dispatch: DispatchFunction | None = None) -> None:
+        self.app = app
+        self.dispatch_func: DispatchFunction = self.dispatch if dispatch is None else dispatch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        log = _ReceiveLog(receive)
+        request = Request(scope, receive=log.record, send=send)
+        calls: list[_AppCall] = []
+        try:
+            await self._dispatch_in_group(request, scope, receive, send, log, calls)
+        finally:
+            for call in calls:
+                call.inbox.close()
+            # The uploads of a form that dispatch read (the endpoint's request closes its own).
+            await request.close()
+        for call in calls:
+            call.raise_pending_error()
+
+    async def _dispatch_in_group(
+        self,
+        request: Request,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        log: _ReceiveLog,
+        calls: list[_AppCall],
+    ) -> None:
+        with collapse_excgroups():
+            async with anyio.create_task_group() as group:
+
+                async def call_next(request: Request) -> Response:
+                    call = _AppCall()
+                    calls.append(call)
+                    group.start_soon(call.run, self.app, request.scope, log.replayer())
+                    try:
+                        return await call.response()
+                    except RuntimeError:
+                        mux = get_multiplexer(scope)
+                        if call.error is not None or mux is None or not mux.disconnected:
+                            raise
+                        # The client left and the app answered nothing (it was cancelled
+                        # on disconnect): this dispatch ends too, quietly.
+                        group.cancel_scope.cancel()
+                        await anyio.lowlevel.checkpoint()
+                        raise
+
+                response = await self.dispatch_func(request, call_next)
+                if response is None:
+                    raise TypeError(
+                        f"{_name(self.dispatch_func)} returned None instead of a Response; "
+                        "did you forget to 'return await call_next(request)'?"
+                    )
+                await response(scope, receive, send)
+                await _settle(calls, group)
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Override: return a response, usually ``await call_next(request)`` adjusted."""
+        raise NotImplementedError()
+
+
+def _name(func: Callable[..., Any]) -> str:
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
+async def _settle(calls: list[_AppCall], group: TaskGroup) -> None:
+    """After the response was sent: let finished apps wrap up, cancel abandoned ones."""
+    for call in calls:
+        if call.reached_end:
+            # Its background tasks may run now; whatever it still sends is dropped. (When
+            # the body was forwarded, the app has finished already: no task is needed.)
+            call.response_sent.set()
+            if not call.drained:
+                group.start_soon(call.drain)
+        else:
+            call.cancel_scope.cancel()
+
+
+class _ReceiveLog:
+    """The server's ``receive``, recording what ``dispatch``'s request read from it.
+
+    Only what the middleware's own request reads is kept (a body it read, a disconnect
+    it saw); what the application reads afterwards goes straight through, unbuffered.
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.messages: list[Message] = []
+
+    async def record(self) -> Message:
+        message = await self.receive()
+        self.messages.append(message)
+        return message
+
+    def replayer(self) -> Receive:
+        """A ``receive`` that replays the recorded messages, then reads the server's."""
+        index = 0
+
+        async def replay() -> Message:
+            nonlocal index
+            if index < len(self.messages):
+                index += 1
+                return self.messages[index - 1]
+            return await self.receive()
+
+        return replay
+
+
+class _AppCall:
+    """One ``call_next``: the application running in a task, its messages on a stream."""
+
+    def __init__(self) -> None:
+        outbox, inbox = anyio.create_memory_object_stream[Message](0)
+        self._outbox: MemoryObjectSendStream[Message] = outbox
+        self.inbox: MemoryObjectReceiveStream[Message] = inbox
+        self.cancel_scope = anyio.CancelScope()
+        self.response_sent = anyio.Event()
+        self.reached_end = False
+        self.drained = False  # the app has finished and its stream is exhausted
+        self.trailers = False
+        self.error: Exception | None = None
+        self._error_raised = False
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        with self.cancel_scope:
+            async with self._outbox:
+                try:
+                    await app(scope, receive, self._send)
+                except Exception as exc:
+                    # Raised where the middleware is waiting for this app (call_next or
+                    # the body), not from this task, so it arrives once and unwrapped.
+                    self.error = exc
+
+    async def _send(self, message: Message) -> None:
+        await self._outbox.send(message)
+        if _is_last(message, self.trailers):
+            await self.response_sent.wait()
+
+    async def response(self) -> Response:
+        """Wait for the response to start; raise the app's error if it failed before."""
+        early: list[Message] = []
+        async for message in self.inbox:
+            if message["type"] == "http.response.start":
+                self.trailers = bool(message.get("trailers", False))
+                return _StreamedResponse(self, message, early)
+            early.append(message)
+        self.raise_pending_error()
+        raise RuntimeError("No response returned.")
+
+    def raise_pending_error(self) -> None:
+        if self.error is not None and not self._error_raised:
+            self._error_raised = True
+            raise self.error
+
+    async def forward(self, send: Send) -> None:
+        """Send the rest of the response to the client as the app produces it."""
+        async for message in self.inbox:
+            try:
+                await send(message)
+            except OSError:
+                # The client is gone (ASGI 2.4 servers raise OSError from send).
+                return
+            if _is_last(message, self.trailers):
+                self.reached_end = True
+                # Let the app finish (its background tasks) before the caller goes on
+                # to anything attached to the outer response.
+                self.response_sent.set()
+                await self.drain()
+                break
+        self.raise_pending_error()
+
+    async def body_chunks(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk, for a ``dispatch`` that reads it itself."""
+        async for message in self.inbox:
+            if message["type"] != "http.response.body":
+                continue
+            body = message.get("body", b"")
+            if body:
+                yield bytes(body)
+            if not message.get("more_body", False):
+                self.reached_end = True
+                return
+        self.raise_pending_error()
+
+    async def drain(self) -> None:
+        async for _ in self.inbox:
+            pass
+        self.drained = True
+
+
+def _is_last(message: Message, trailers: bool) -> bool:
+    if trailers:
+        return message["type"] == "http.response.trailers" and not message.get(
+            "more_trailers", False
+        )
+    return message["type"] == "http.response.body" and not message.get("more_body", False)
+
+
+class _StreamedResponse(StreamingResponse):
+    """The response ``call_next`` returns: status and headers known, body still streaming.
+
+    ``headers`` (and ``set_cookie``...) change what will be sent. ``body_iterator`` yields
+    the body if ``dispatch`` wants to read it; replacing it sends the new body instead.
+    """
+
+    def __init__(self, call: _AppCall, start: Message, early: list[Message]) -> None:
+        self._call = call
+        self._early = early
+        self._start_extras = {
+            key: value for key, value in start.items() if key not in ("type", "status", "headers")
+        }
+        self.status_code = int(start["status"])
+        self.raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        self.background = None
+        self._sync_content = None
+        self.body_iterator = self._own_iterator = call.body_chunks()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for message in self._early:
+            await send(message)
+        start = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": list(self.raw_headers),
+            **self._start_extras,
+        }
+        if self.body_iterator is self._own_iterator:
+            await send(start)
+            await self._call.forward(send)
+        else:
+            start.pop("trailers", None)
+            await send(start)
+            async for chunk in self.body_iterator:
+                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if self.background is not None:
+            await self.background()
