@@ -99,7 +99,13 @@ def collapse_excgroups() -> Generator[None, None, None]:
         single = _only_real_error(group)
         if single is None:
             raise
-        raise single from single.__cause__
+        # Re-raised as it was: ``raise ... from`` would hide its context ("during
+        # handling of the above exception") and a bare raise would add the group as one.
+        context, suppress = single.__context__, single.__suppress_context__
+        try:
+            raise single
+        finally:
+            single.__context__, single.__suppress_context__ = context, suppress
 
 
 def unwrap_callable(obj: Any) -> Any:

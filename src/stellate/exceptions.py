@@ -5,7 +5,12 @@ from __future__ import annotations
 import http
 from collections.abc import Mapping
 
-__all__ = ["HTTPException", "StellateDeprecationWarning", "WebSocketException"]
+__all__ = [
+    "HTTPException",
+    "HandlerTimeout",
+    "StellateDeprecationWarning",
+    "WebSocketException",
+]
 
 
 class HTTPException(Exception):
@@ -33,6 +38,27 @@ class HTTPException(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code!r}, detail={self.detail!r})"
+
+
+class HandlerTimeout(HTTPException):
+    """A handler missed its deadline (``timeout`` of the app, a ``Mount`` or a ``Route``).
+
+    It is an ``HTTPException`` with status 503, raised where the handler was cancelled,
+    so it reaches the application's exception handlers like any other: register a
+    handler for ``HandlerTimeout`` (or for 503) to answer it your own way. ``timeout`` is
+    the deadline that expired, in seconds.
+    """
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if detail is None:
+            detail = "The server did not finish handling the request in time."
+        super().__init__(503, detail, headers)
+        self.timeout = timeout
 
 
 class WebSocketException(Exception):
