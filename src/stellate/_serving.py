@@ -1,0 +1,310 @@
+"""What ``stellate run`` does once its arguments are parsed: load, check, and serve.
+
+Every failure a user can cause before the server starts (an app that does not import, a
+server package that is not installed, a port that is taken) is raised as
+:class:`CommandError`, whose message is the one line the command prints. They are checked
+here, in this process, before anything is handed to a server: a server reports the same
+problems as a traceback from a worker process, or as several log lines, which buries the
+one sentence that matters.
+
+The server packages are imported only when needed, so ``stellate --help`` costs nothing and
+a missing package is a clear message rather than an ImportError at startup.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "APP_VARIABLE",
+    "TRUSTED_VARIABLE",
+    "CommandError",
+    "RunOptions",
+    "check_port",
+    "load_app",
+    "require_server",
+    "serve",
+]
+
+#: Environment variables through which hypercorn's worker processes find the application
+#: to wrap for ``--proxy-headers`` (they import :mod:`stellate._served`).
+APP_VARIABLE = "STELLATE_RUN_APP"
+TRUSTED_VARIABLE = "STELLATE_RUN_FORWARDED_ALLOW_IPS"
+
+
+#: Seconds the requests in flight get to finish once a shutdown signal arrives, before they
+#: are cancelled and the lifespan shutdown runs (hypercorn's default, applied to uvicorn too).
+GRACEFUL_TIMEOUT = 3
+
+
+class CommandError(Exception):
+    """A failure the command reports as one line on stderr, with a non-zero exit status."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The validated arguments of ``stellate run``."""
+
+    target: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    server: Literal["hypercorn", "uvicorn"] = "hypercorn"
+    backend: Literal["trio", "asyncio"] = "trio"
+    workers: int = 1
+    reload: bool = False
+    root_path: str = ""
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: str = "info"
+
+
+def require_server(options: RunOptions) -> None:
+    """Fail clearly when the chosen server (or hypercorn's trio worker) is not installed."""
+    needed: list[tuple[str, str]] = [(options.server, f"--server {options.server}")]
+    if options.server == "hypercorn" and options.backend == "trio":
+        needed.append(("trio", "hypercorn's trio worker (--backend trio)"))
+    for module, user in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise CommandError(
+                f"{user} needs the {module!r} package, which is not installed; "
+                "install it with: pip install 'stellate[server]'"
+            ) from None
+
+
+def load_app(target: str, *, show_traceback: bool = False) -> Any:
+    """Import ``MODULE:ATTR`` with the current directory on ``sys.path``, as uvicorn does.
+
+    ``ATTR`` may be dotted (``main:api.app``). A module that is not found, raises while it
+    is imported, or lacks the attribute is a :class:`CommandError` that says which, with
+    the place the import failed; ``show_traceback`` prints the full traceback first (the
+    command does so with ``--log-level debug``).
+    """
+    module_name, _, attribute = target.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and _is_prefix(exc.name, module_name):
+            raise CommandError(
+                f"cannot import {module_name!r}: no module named {exc.name!r} "
+                f"in {cwd} or on sys.path"
+            ) from None
+        raise _import_failure(module_name, exc, show_traceback) from None
+    except Exception as exc:
+        raise _import_failure(module_name, exc, show_traceback) from None
+    app: Any = module
+    for name in attribute.split("."):
+        try:
+            app = getattr(app, name)
+        except AttributeError:
+            raise CommandError(
+                f"cannot load {target!r}: module {module_name!r} has no attribute {attribute!r}"
+            ) from None
+    if not callable(app):
+        raise CommandError(
+            f"cannot serve {target!r}: it is a {type(app).__name__}, not an ASGI application"
+        )
+    return app
+
+
+def _is_prefix(missing: str, module_name: str) -> bool:
+    """Whether the missing module is ``module_name`` or one of its packages."""
+    return module_name == missing or module_name.startswith(missing + ".")
+
+
+def _import_failure(module_name: str, exc: BaseException, show_traceback: bool) -> CommandError:
+    if show_traceback:
+        traceback.print_exception(exc, file=sys.stderr)
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    frame = _blamed_frame(traceback.extract_tb(exc.__traceback__))
+    if frame is not None and not isinstance(exc, SyntaxError):  # SyntaxError names its line
+        detail += f" ({frame.filename}, line {frame.lineno})"
+    hint = "" if show_traceback else " [--log-level debug shows the traceback]"
+    return CommandError(f"importing {module_name!r} failed: {detail}{hint}")
+
+
+def _blamed_frame(frames: traceback.StackSummary) -> traceback.FrameSummary | None:
+    """The innermost frame in the user's project (under the current directory), if any.
+
+    ``os.environ["KEY"]`` fails inside the standard library, but the line to fix is the
+    user's; when no frame is under the current directory, the innermost frame is shown.
+    """
+    project = os.getcwd() + os.sep
+    for frame in reversed(frames):
+        if frame.filename.startswith(project):
+            return frame
+    return frames[-1] if frames else None
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once, the way the servers will, so a taken port is one clear line.
+
+    ``SO_REUSEADDR`` is set like the servers set it: a port held only by connections in
+    TIME_WAIT from a previous run is free, a port another server listens on is not.
+    """
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CommandError(f"cannot listen on {where}: unknown host ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as sock:
+        if os.name != "nt":  # on Windows SO_REUSEADDR would let us steal a busy port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"cannot listen on {where}: the port is already in use "
+                    "(is another server running? choose another --port)"
+                ) from None
+            raise CommandError(f"cannot listen on {where}: {exc.strerror}") from None
+
+
+def serve(options: RunOptions, app: Any) -> int:
+    """Serve ``app`` until SIGINT/SIGTERM and return the exit status."""
+    if options.server == "uvicorn":
+        return _serve_uvicorn(options)
+    if options.workers > 1 or options.reload:
+        return _serve_hypercorn_processes(options)
+    if options.proxy_headers:
+        from stellate._proxy_headers import ProxyHeadersMiddleware
+
+        app = ProxyHeadersMiddleware(app, options.forwarded_allow_ips)
+    return _serve_hypercorn_here(options, app)
+
+
+def _hypercorn_config(options: RunOptions) -> Any:
+    from hypercorn.config import Config
+
+    config = Config()
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    config.bind = [f"{host}:{options.port}"]
+    config.worker_class = options.backend
+    config.root_path = options.root_path
+    config.loglevel = options.log_level.upper()
+    config.accesslog = "-"
+    config.errorlog = "-"
+    config.graceful_timeout = GRACEFUL_TIMEOUT
+    return config
+
+
+def _serve_hypercorn_here(options: RunOptions, app: Any) -> int:
+    """One worker in this process: hypercorn's ``serve`` on the chosen backend.
+
+    hypercorn's own trio worker stops on SIGINT only (SIGTERM would kill it before the
+    lifespan shutdown ran), so the shutdown trigger listens for both signals, on both
+    backends.
+    """
+    import anyio
+    from hypercorn.utils import LifespanFailureError
+
+    config = _hypercorn_config(options)
+    try:
+        anyio.run(_serve_until_signal, app, config, options.backend, backend=options.backend)
+    except (LifespanFailureError, BaseExceptionGroup) as exc:
+        failure = _find(exc, LifespanFailureError)
+        if failure is None:
+            raise
+        raise _startup_failure(str(failure)) from None
+    return 0
+
+
+def _startup_failure(detail: str) -> CommandError:
+    """One line for a failed lifespan startup, after the traceback the application sent.
+
+    hypercorn reports ``Lifespan failure in startup. '<message>'``, and stellate's message
+    is the traceback: it is printed as it is, and its last line (the exception) ends the
+    command's one-line error.
+    """
+    message = detail.removeprefix("Lifespan failure in startup. '").removesuffix("'").strip()
+    lines = [line for line in message.splitlines() if line.strip()]
+    if len(lines) > 1:
+        print(message, file=sys.stderr)
+    summary = lines[-1].strip() if lines else detail
+    return CommandError(f"the application's lifespan startup failed: {summary}")
+
+
+async def _serve_until_signal(app: Any, config: Any, backend: str) -> None:
+    serve_app: Callable[..., Awaitable[None]]
+    if backend == "trio":
+        from hypercorn.trio import serve as serve_app
+    else:
+        from hypercorn.asyncio import serve as serve_app
+    trigger = None if sys.platform == "win32" else _wait_for_signal
+    await serve_app(app, config, shutdown_trigger=trigger)
+
+
+async def _wait_for_signal() -> None:
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` exception in ``exc``, looking inside exception groups."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
+def _serve_hypercorn_processes(options: RunOptions) -> int:
+    """Several workers, or the reloader: hypercorn's supervisor and worker processes.
+
+    Workers import the application by name; with ``--proxy-headers`` they import
+    :mod:`stellate._served`, which wraps the application named in the environment.
+    """
+    from hypercorn.run import run
+
+    config = _hypercorn_config(options)
+    config.workers = options.workers
+    config.use_reloader = options.reload
+    config.application_path = options.target
+    if options.proxy_headers:
+        os.environ[APP_VARIABLE] = options.target
+        os.environ[TRUSTED_VARIABLE] = options.forwarded_allow_ips
+        config.application_path = "stellate._served:app"
+    return int(run(config))
+
+
+def _serve_uvicorn(options: RunOptions) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        options.target,
+        host=options.host,
+        port=options.port,
+        workers=options.workers if options.workers > 1 else None,
+        reload=options.reload,
+        root_path=options.root_path,
+        proxy_headers=options.proxy_headers,
+        forwarded_allow_ips=options.forwarded_allow_ips,
+        log_level=options.log_level,
+        lifespan="on",
+        # uvicorn would otherwise wait for every open response at shutdown, and an event
+        # stream never ends by itself: give requests in flight the grace hypercorn gives.
+        timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
+    )
+    return 0
