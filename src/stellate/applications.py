@@ -180,26 +180,35 @@ class Stellate:
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
         kind = scope["type"]
+        installed = False
         if kind == "http":
             if _RECEIVE_KEY not in scope:
                 # One multiplexer per connection (DESIGN.md §3.5), shared by all layers.
                 mux = scope[_RECEIVE_KEY] = ReceiveMultiplexer(receive)
                 receive = mux.receive
+                installed = True
             if self.cancel_on_disconnect:
                 scope[CANCEL_KEY] = True
             if self.timeout is not None:
                 scope[TIMEOUT_KEY] = self.timeout
-        if self._limiter is None:
-            if kind == "lifespan":
-                await serve_lifespan(self.tasks, self.middleware_stack, scope, receive, send)
-            else:
-                await self.middleware_stack(scope, receive, send)
-            return
-        reset = current_limiter.set(self._limiter.get())
         try:
-            await self._serve(kind, scope, receive, send)
+            if self._limiter is None:
+                if kind == "lifespan":
+                    await serve_lifespan(self.tasks, self.middleware_stack, scope, receive, send)
+                else:
+                    await self.middleware_stack(scope, receive, send)
+                return
+            reset = current_limiter.set(self._limiter.get())
+            try:
+                await self._serve(kind, scope, receive, send)
+            finally:
+                current_limiter.reset(reset)
         finally:
-            current_limiter.reset(reset)
+            if installed:
+                # The multiplexer holds the server's receive, hence the server's object
+                # for the connection, which holds the scope: left in the scope, it makes
+                # a reference cycle per request, for the cyclic GC to find (and pause).
+                del scope[_RECEIVE_KEY]
 
     async def _serve(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.middleware_stack is not None

@@ -8,13 +8,11 @@ value add headers of their own, so it is refused with ValueError at construction
 mistake is, instead of surfacing as a server error later.
 
 :class:`StreamingResponse` sends its body while it is produced, and stops when the client
-disconnects. A server speaking ASGI 2.4 or later says so by raising ``OSError`` from
-``send``, which ends the stream at its next chunk; with older servers the response
-listens for ``http.disconnect`` beside the send loop, in a task group that the call owns,
-and whichever finishes first cancels the other. (That task group costs more than sending
-a small body, so it is not paid where the server already tells. A stream that may sit
-idle for long and must notice a departed client at once is what
-:class:`~stellate.sse.EventSourceResponse` is for: it always watches.)
+disconnects: it listens for ``http.disconnect`` beside the send loop, in a task group that
+the call owns, and whichever finishes first cancels the other. That is what stops a stream
+that sits idle, waiting for its next chunk, the moment its client leaves. (A server speaking
+ASGI 2.4 also raises ``OSError`` from ``send`` once the client is gone; that ends the
+stream too.)
 """
 
 from __future__ import annotations
@@ -89,21 +87,6 @@ def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type += "; charset=" + charset
     return _encode_header("content-type", media_type)
-
-
-@lru_cache(maxsize=16)
-def _version(spec_version: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in spec_version.split("."))
-    except ValueError:
-        return (0,)
-
-
-def _send_raises_on_disconnect(scope: Scope) -> bool:
-    """Whether the server raises ``OSError`` from ``send`` once the client is gone (ASGI 2.4)."""
-    asgi = scope.get("asgi")
-    spec_version = asgi.get("spec_version") if asgi else None
-    return isinstance(spec_version, str) and _version(spec_version) >= (2, 4)
 
 
 def _message_prefix(scope: Scope) -> str:
@@ -292,13 +275,11 @@ class JSONResponse(Response):
         super().__init__(content, status_code, headers, media_type, background)
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(
-            content,
-            ensure_ascii=False,
-            allow_nan=False,
-            indent=None,
-            separators=(",", ":"),
-        ).encode("utf-8")
+        return _JSON_ENCODER.encode(content).encode("utf-8")
+
+
+# Built once: json.dumps with these options would build the same encoder per response.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class RedirectResponse(Response):
@@ -334,8 +315,8 @@ class StreamingResponse(Response):
 
     ``content`` is an async iterable, or a sync one (then each item is fetched in a worker
     thread, so a blocking generator does not stall the server). str chunks are encoded
-    with :attr:`charset`. The iteration stops when the client disconnects (on ASGI 2.4
-    servers: at the first send after it), and the iterator is closed then, so its
+    with :attr:`charset`. The iteration stops as soon as the client disconnects, even while
+    the iterator is waiting for its next chunk, and the iterator is closed then, so its
     ``finally`` blocks run.
     """
 
@@ -406,10 +387,6 @@ class StreamingResponse(Response):
             await send(self._start_message(prefix))
             await send({"type": prefix + "http.response.body", "body": b""})
             await self._close_iterator()
-        elif _send_raises_on_disconnect(scope):
-            # An ASGI 2.4 server reports a gone client by raising OSError from send,
-            # which ends the stream (see _stream): no listener task is needed for that.
-            await self._stream(send, prefix)
         else:
             listen = disconnect_receive(scope, receive)  # leaves the body to the endpoint
             await self._stream_until_disconnect(listen, partial(self._stream, send, prefix))

@@ -449,11 +449,15 @@ class WebSocket(HTTPConnection):
     async def send_json(self, data: Any, mode: str = "text") -> None:
         """Send ``data`` as compact JSON in a text frame, or UTF-8 bytes with ``mode="binary"``."""
         _check_mode(mode)
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        text = _JSON_ENCODER.encode(data)
         if mode == "text":
             await self._send_data({"type": "websocket.send", "text": text})
         else:
             await self._send_data({"type": "websocket.send", "bytes": text.encode("utf-8")})
+
+
+# Built once: json.dumps with these options would build the same encoder per message.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def _header_pairs(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

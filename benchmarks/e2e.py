@@ -1,0 +1,191 @@
+"""End-to-end: the same routes from stellate and Starlette under real servers, driven by wrk.
+
+    python benchmarks/e2e.py [--duration 5] [--rounds 2] [--connections 32]
+                             [--server uvicorn|hypercorn]... [--route /json]...
+
+For each server (uvicorn on asyncio, hypercorn on trio) both apps of e2e_app.py are started
+on 127.0.0.1, each in its own process, and wrk (one thread, ``--connections`` keep-alive
+connections) loads one route of one app at a time, alternating between the two
+frameworks for ``--rounds`` rounds after a one-second warm-up of each. Printed, per
+server and route: requests per second (the mean of the rounds) and the latency
+percentiles of the last round, side by side, and the stellate/Starlette ratio of
+requests per second (higher is better for stellate).
+
+wrk comes from Debian's packages: when it is missing, the script installs it with apt-get
+(running ``apt-get update`` first if the package is unknown). Everything is bounded: each
+server gets 20 s to start, each wrk run ``--duration`` seconds plus a margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROUTES = ["/", "/json", "/users/42"]
+FRAMEWORKS = ["stellate", "starlette"]
+PERCENTILES = ["50%", "90%", "99%"]
+
+
+def server_command(server: str, framework: str, port: int) -> list[str]:
+    target = f"e2e_app:{framework}_app"
+    if server == "uvicorn":
+        return [
+            sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "asyncio", "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "trio", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+SERVERS = {"uvicorn": "asyncio", "hypercorn": "trio"}
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing: installing it from Debian's packages (apt-get install -y wrk)")
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if os.geteuid() != 0:
+        install.insert(0, "sudo")
+    if subprocess.run(install, check=False, timeout=300).returncode != 0:
+        update = ["apt-get", "update", "-q"] if os.geteuid() == 0 else ["sudo", "apt-get", "update"]
+        subprocess.run(update, check=True, timeout=300)
+        subprocess.run(install, check=True, timeout=300)
+    found = shutil.which("wrk")
+    if not found:
+        sys.exit("wrk could not be installed")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server on port {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server on port {port} did not listen within {timeout} s")
+
+
+@contextmanager
+def serving(server: str, framework: str) -> Iterator[int]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(server_command(server, framework, port), cwd=HERE, env=env)
+    try:
+        wait_until_listening(port, process, timeout=20)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class Load:
+    requests_per_second: float
+    latency: dict[str, str]  # percentile -> "1.23ms"
+    errors: str = ""
+
+
+def run_wrk(wrk: str, url: str, duration: float, connections: int) -> Load:
+    command = [wrk, "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", url]
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=duration + 30
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if rate is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    latency = {}
+    for percentile in PERCENTILES:
+        found = re.search(rf"^\s+{re.escape(percentile)}\s+(\S+)", output, re.MULTILINE)
+        latency[percentile] = found.group(1) if found else "?"
+    errors = " ".join(
+        line.strip() for line in output.splitlines() if "Non-2xx" in line or "Socket errors" in line
+    )
+    return Load(float(rate.group(1)), latency, errors)
+
+
+def benchmark(server: str, routes: list[str], args: argparse.Namespace, wrk: str) -> None:
+    with serving(server, "stellate") as stellate_port, serving(server, "starlette") as sl_port:
+        ports = {"stellate": stellate_port, "starlette": sl_port}
+        for route in routes:
+            rates: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
+            last: dict[str, Load] = {}
+            for framework in FRAMEWORKS:  # warm-up
+                run_wrk(wrk, f"http://127.0.0.1:{ports[framework]}{route}", 1, args.connections)
+            for round_number in range(args.rounds):
+                order = FRAMEWORKS if round_number % 2 == 0 else FRAMEWORKS[::-1]
+                for framework in order:
+                    url = f"http://127.0.0.1:{ports[framework]}{route}"
+                    load = run_wrk(wrk, url, args.duration, args.connections)
+                    rates[framework].append(load.requests_per_second)
+                    last[framework] = load
+            print(_row(server, route, rates, last), flush=True)
+
+
+def _row(server: str, route: str, rates: dict[str, list[float]], last: dict[str, Load]) -> str:
+    mean = {fw: sum(r) / len(r) for fw, r in rates.items()}
+    latencies = {fw: "/".join(last[fw].latency[p] for p in PERCENTILES) for fw in FRAMEWORKS}
+    row = (
+        f"{server + ' (' + SERVERS[server] + ')':22} {route:10} {mean['stellate']:10.0f} "
+        f"{mean['starlette']:10.0f} {mean['stellate'] / mean['starlette']:6.2f}  "
+        f"{latencies['stellate']:>24} {latencies['starlette']:>24}"
+    )
+    errors = "; ".join(f"{fw}: {last[fw].errors}" for fw in FRAMEWORKS if last[fw].errors)
+    return row + (f"\n    ({errors})" if errors else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--server", action="append", choices=list(SERVERS))
+    parser.add_argument("--route", action="append", help=f"default: {' '.join(ROUTES)}")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    print(
+        f"wrk -t1 -c{args.connections}, {args.rounds} x {args.duration:g} s per app and route; "
+        "requests/s (mean of rounds), latency p50/p90/p99 (last round)"
+    )
+    print(
+        f"{'server':22} {'route':10} {'stellate':>10} {'starlette':>10} {'ratio':>6}  "
+        f"{'stellate p50/p90/p99':>24} {'starlette p50/p90/p99':>24}"
+    )
+    for server in args.server or list(SERVERS):
+        benchmark(server, args.route or ROUTES, args, wrk)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Outbound cases: StreamingResponse in small and large chunks, and GZipMiddleware."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+from bodies import dumps, json_payload
+from casekit import KIB, MIB, http_scope, send_body
+from frameworks import Framework, per_framework
+from harness import Case, Exchange, Scope
+
+_OCTETS = b"application/octet-stream"
+
+
+def _streaming(chunks: list[bytes]) -> Any:
+    def build(fw: Framework) -> Any:
+        async def content() -> Any:
+            for chunk in chunks:
+                yield chunk
+
+        async def endpoint(request: Any) -> Any:
+            return fw.StreamingResponse(content(), media_type="application/octet-stream")
+
+        return fw.Router([fw.Route("/stream", endpoint)])
+
+    return build
+
+
+def _raw_streaming(chunks: list[bytes]) -> Any:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", _OCTETS)]}
+        )
+        for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+def streaming_cases() -> list[Case]:
+    """1 KiB (one chunk: it fits in either size), 1 MiB in 1 KiB and in 64 KiB chunks."""
+    cases = []
+    for label, size, chunk_size in [
+        ("1 KiB", KIB, KIB),
+        ("1 MiB in 1 KiB chunks", MIB, KIB),
+        ("1 MiB in 64 KiB chunks", MIB, 64 * KIB),
+    ]:
+        chunks = [b"s" * chunk_size] * (size // chunk_size)
+        cases.append(
+            Case(
+                f"streaming: {label}",
+                http_scope("/stream"),
+                {"raw": _raw_streaming(chunks), **per_framework(_streaming(chunks))},
+                expected_body=b"s" * size,
+            )
+        )
+    return cases
+
+
+def _text(size: int) -> bytes:
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while"]
+    rng = random.Random(11)
+    text = []
+    length = 0
+    while length < size:
+        word = rng.choice(words)
+        text.append(word)
+        length += len(word) + 1
+    return " ".join(text).encode()[:size]
+
+
+def _gzip_app(content: bytes, media_type: str) -> Any:
+    # A response per request, as an endpoint makes: a gzip layer may rewrite the headers
+    # of the response it compresses, so a prebuilt one would not be compressed twice.
+    def build(fw: Framework) -> Any:
+        async def app(scope: Scope, receive: Any, send: Any) -> None:
+            await fw.Response(content, media_type=media_type)(scope, receive, send)
+
+        return fw.GZipMiddleware(app)
+
+    return build
+
+
+def _raw_gzip(content: bytes, content_type: bytes) -> Any:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+        body = compressor.compress(content) + compressor.flush()
+        await send_body(send, body, content_type, [(b"content-encoding", b"gzip")])
+
+    return app
+
+
+def _gunzips_to(content: bytes) -> Any:
+    def check(exchange: Exchange) -> None:
+        assert dict(exchange.headers).get(b"content-encoding") == b"gzip", exchange.headers
+        assert zlib.decompress(exchange.body, 31) == content, "the body does not decompress"
+
+    return check
+
+
+def gzip_cases() -> list[Case]:
+    """64 KiB bodies, each compressed in one piece at the default level (9)."""
+    size = 64 * KIB
+    json_body = dumps(json_payload(size))[:size]
+    cases = []
+    for label, content, media_type in [
+        ("JSON 64 KiB", json_body, "application/json"),
+        ("text 64 KiB", _text(size), "text/plain; charset=utf-8"),
+        ("incompressible 64 KiB", random.Random(7).randbytes(size), "application/octet-stream"),
+    ]:
+        header = (b"accept-encoding", b"gzip, deflate, br")
+        cases.append(
+            Case(
+                f"gzip: {label}",
+                http_scope("/", headers=[header]),
+                {
+                    "raw": _raw_gzip(content, media_type.encode()),
+                    **per_framework(_gzip_app(content, media_type)),
+                },
+                check=_gunzips_to(content),
+            )
+        )
+    return cases
