@@ -215,14 +215,41 @@ def _serve_hypercorn_here(options: RunOptions, app: Any) -> int:
     from hypercorn.utils import LifespanFailureError
 
     config = _hypercorn_config(options)
+    observed = _ShutdownFailure(app)
     try:
-        anyio.run(_serve_until_signal, app, config, options.backend, backend=options.backend)
+        anyio.run(_serve_until_signal, observed, config, options.backend, backend=options.backend)
     except (LifespanFailureError, BaseExceptionGroup) as exc:
         failure = _find(exc, LifespanFailureError)
         if failure is None:
             raise
+        if observed.message is not None:
+            raise _lifespan_failure("shutdown", observed.message) from None
         raise _startup_failure(str(failure)) from None
+    if observed.message is not None:
+        # hypercorn's trio worker drops the failure (it cancels the lifespan task while
+        # the error is on its way out): report it here, or nobody would.
+        raise _lifespan_failure("shutdown", observed.message)
     return 0
+
+
+class _ShutdownFailure:
+    """Passes everything to ``app``, noting a ``lifespan.shutdown.failed`` message on the way."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.message: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def noting_send(message: Any) -> None:
+            if message["type"] == "lifespan.shutdown.failed":
+                self.message = str(message.get("message", ""))
+            await send(message)
+
+        await self.app(scope, receive, noting_send)
 
 
 def _startup_failure(detail: str) -> CommandError:
@@ -233,11 +260,17 @@ def _startup_failure(detail: str) -> CommandError:
     command's one-line error.
     """
     message = detail.removeprefix("Lifespan failure in startup. '").removesuffix("'").strip()
+    return _lifespan_failure("startup", message or detail)
+
+
+def _lifespan_failure(phase: str, message: str) -> CommandError:
+    """Print a multi-line failure (a traceback) and sum it up in one line: its last."""
+    message = message.strip()
     lines = [line for line in message.splitlines() if line.strip()]
     if len(lines) > 1:
         print(message, file=sys.stderr)
-    summary = lines[-1].strip() if lines else detail
-    return CommandError(f"the application's lifespan startup failed: {summary}")
+    summary = lines[-1].strip() if lines else "(no message)"
+    return CommandError(f"the application's lifespan {phase} failed: {summary}")
 
 
 async def _serve_until_signal(app: Any, config: Any, backend: str) -> None:
