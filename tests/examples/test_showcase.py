@@ -566,7 +566,7 @@ def test_graphql_does_not_serve_the_cdn_hosted_ide(test_client_factory: Factory)
 
 
 def test_the_served_app_is_built_at_import(test_client_factory: Factory) -> None:
-    # `scripts/serve showcase.app:app` serves this object.
+    # `scripts/serve` (and `scripts/serve showcase.app:app`) serves this object.
     with test_client_factory(app_module.app) as client:
         assert client.get("/").status_code == 200
         assert client.get("/api/stats").json()["supervised_tasks"] == []
