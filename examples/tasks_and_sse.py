@@ -6,8 +6,10 @@
   ``Last-Event-ID`` and gets the events it missed from a short history.
 * ``GET /report`` is expensive and useless to a client that has gone: it is declared with
   ``cancel_on_disconnect=True``, and under a deadline (``timeout``) in case it drags on.
+* ``GET /digest`` is a plain (sync) function: it runs in a worker thread, and
+  ``thread_limit`` bounds how many such threads the application uses at once.
 
-Run it with ``scripts/serve examples.tasks_and_sse:app`` and, in another terminal::
+Run it with ``scripts/serve tasks_and_sse:app`` and, in another terminal::
 
     curl -N http://127.0.0.1:8000/feed &
     curl -X POST http://127.0.0.1:8000/jobs
@@ -15,7 +17,9 @@ Run it with ``scripts/serve examples.tasks_and_sse:app`` and, in another termina
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import threading
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,6 +83,7 @@ def create_app(
     steps: int = 4,
     report_timeout: float = 30.0,
     shutdown_timeout: float = 10.0,
+    thread_limit: int = 4,
 ) -> Stellate:
     feed = Feed()
     job_ids = itertools.count(1)
@@ -110,6 +115,14 @@ def create_app(
             await anyio.sleep(step_delay / 100)
         return JSONResponse({"total": total})
 
+    def digest(request: Request) -> Response:
+        # Blocking CPU work in a plain function: stellate runs it in a worker thread
+        # under the application's limiter, so the event loop keeps serving meanwhile.
+        data = request.query_params.get("text", "").encode()
+        for _ in range(10_000):
+            data = hashlib.sha256(data).digest()
+        return JSONResponse({"digest": data.hex(), "thread_id": threading.get_ident()})
+
     @asynccontextmanager
     async def lifespan(app: Stellate) -> AsyncIterator[None]:
         app.state.feed = feed
@@ -121,9 +134,11 @@ def create_app(
             Route("/jobs", list_jobs),
             Route("/feed", stream_feed),
             Route("/report", report, cancel_on_disconnect=True, timeout=report_timeout),
+            Route("/digest", digest),
         ],
         lifespan=lifespan,
         shutdown_timeout=shutdown_timeout,
+        thread_limit=thread_limit,
     )
 
 

@@ -142,3 +142,31 @@ async def test_report_is_cancelled_when_the_client_disconnects() -> None:
     assert sent == []
     to_app.close()
     inbox.close()
+
+
+def test_digest_runs_in_a_worker_thread_under_the_apps_thread_limit(
+    test_client_factory: Client,
+) -> None:
+    import hashlib
+    import threading
+
+    from stellate.requests import Request
+    from stellate.responses import JSONResponse
+    from stellate.routing import Route
+
+    example = create_app(thread_limit=2)
+    assert example.thread_limit == 2
+    assert app.thread_limit == 4
+
+    async def loop_thread(request: Request) -> JSONResponse:
+        return JSONResponse({"thread_id": threading.get_ident()})
+
+    example.router.routes.append(Route("/loop-thread", loop_thread))
+    expected = b"stellate"
+    for _ in range(10_000):
+        expected = hashlib.sha256(expected).digest()
+    with test_client_factory(example) as client:
+        answer = client.get("/digest", params={"text": "stellate"}).json()
+        loop = client.get("/loop-thread").json()
+    assert answer["digest"] == expected.hex()
+    assert answer["thread_id"] != loop["thread_id"]  # a worker thread, not the event loop's
