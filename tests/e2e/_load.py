@@ -273,6 +273,14 @@ async def run_load(
     return outcome
 
 
+def release_memory(port: int) -> None:
+    """Ask the fault app to collect garbage and return freed heap pages to the OS."""
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/debug/release", headers={"connection": "close"}, timeout=30
+    )
+    response.raise_for_status()
+
+
 def state(port: int) -> dict[str, object]:
     """The fault app's /debug/state, on a connection of its own (closed afterwards)."""
     response = httpx.get(

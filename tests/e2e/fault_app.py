@@ -15,6 +15,9 @@ or ``stubborn-task`` (a supervised task that ignores its cancellation for a whil
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import hashlib
 import os
 from collections import Counter
@@ -157,6 +160,21 @@ async def state(request: Request) -> JSONResponse:
     )
 
 
+async def release(request: Request) -> PlainTextResponse:
+    """Give freed memory back to the OS, so the process's RSS measures what it still holds.
+
+    glibc keeps freed heap pages for reuse, so RSS stays at the high-water mark of the
+    busiest moment; comparing two runs' high-water marks would compare how many uploads
+    happened to overlap, not whether anything leaked.
+    """
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None) if libc_name else None
+    if trim is not None:
+        trim(0)
+    return PlainTextResponse("released")
+
+
 async def stubborn(*, task_status: anyio.abc.TaskStatus[None]) -> None:
     """Ignores its cancellation: finishes what it does, shielded, well past the deadline."""
     task_status.started()
@@ -191,6 +209,7 @@ app = Stellate(
         Route("/sse", events),
         Route("/file", a_file),
         Route("/debug/state", state),
+        Route("/debug/release", release, methods=["POST"]),
         WebSocketRoute("/ws", echo),
         Mount("/static", StaticFiles(directory=DIRECTORY / "public", check_dir=False)),
     ],

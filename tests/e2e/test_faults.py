@@ -27,7 +27,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests.e2e._load import FILE_SIZE, run_load, state
+from tests.e2e._load import FILE_SIZE, release_memory, run_load, state
 from tests.e2e._servers import SERVERS, ServerProcess, start_server
 
 HERE = Path(__file__).resolve().parent
@@ -146,8 +146,10 @@ def load(server: ServerProcess, seed: int = SEED) -> list[str]:
 
 @pytest.mark.timeout(7200 if LONG else 120)
 def test_faults_and_load(fault_server: ServerProcess) -> None:
-    """The measured run repeats the warm-up's plan (same seed), so its peak memory is the
-    same: what RSS gains over the warm-up is what the run failed to give back."""
+    """The measured run repeats the warm-up's plan (same seed). Before each RSS reading the
+    server collects garbage and returns freed heap pages to the OS (/debug/release), so RSS
+    measures what the process still holds rather than its busiest moment: what it gains
+    over the warm-up is what the run failed to give back."""
     pid = fault_server.process.pid
     idle_tasks = int(str(state(fault_server.port)["tasks"]))
     for _ in range(WARM_UP_RUNS):
@@ -156,6 +158,7 @@ def test_faults_and_load(fault_server: ServerProcess) -> None:
     idle = settled(fault_server, idle_tasks, idle_fds=10**6)
     assert idle["open"] == {}, idle
     idle_fds = fd_count(pid)
+    release_memory(fault_server.port)
     idle_rss = rss_kib(pid)
 
     failures = load(fault_server)
@@ -168,6 +171,7 @@ def test_faults_and_load(fault_server: ServerProcess) -> None:
     assert int(str(after["tasks"])) <= idle_tasks, (idle["task_names"], after["task_names"])
     assert fd_count(pid) <= idle_fds, sorted(os.listdir(f"/proc/{pid}/fd"))
     assert list((Path(fault_server.log).parent / "tmp").iterdir()) == [], "temp files left"
+    release_memory(fault_server.port)
     rss = rss_kib(pid)
     assert rss <= idle_rss * 1.10, f"RSS grew from {idle_rss} KiB to {rss} KiB"
     assert log_problems(fault_server) == []
