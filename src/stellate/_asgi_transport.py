@@ -676,13 +676,15 @@ class LifespanDriver:
 
     async def startup(self) -> None:
         """Send ``lifespan.startup`` and wait for the app's answer; on failure, end the task."""
+        started = False
         try:
             await self._exchange("startup")
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.stop()
-            self._close()
-            raise
+            started = True
+        finally:
+            if not started:  # failed or cancelled: the lifespan task must not outlive us
+                with anyio.CancelScope(shield=True):
+                    await self.stop()
+                self._close()
 
     async def shutdown(self) -> None:
         """Send ``lifespan.shutdown``, wait for the app's answer, and see the task ended."""

@@ -386,6 +386,7 @@ class MultiPartParser:
 
     async def parse(self) -> FormData:
         """Read the whole stream; return fields and files in the order they came."""
+        parsed = False
         try:
             parser = self._state_machine()
             async for chunk in self.stream:
@@ -399,9 +400,10 @@ class MultiPartParser:
                 raise MultiPartException(
                     "The multipart body ended before its closing boundary (truncated body?)."
                 )
-        except BaseException:
-            await self._close_files()
-            raise
+            parsed = True
+        finally:
+            if not parsed:  # malformed, disconnected or cancelled: give the files back
+                await self._close_files()
         return FormData(
             [
                 (name, value if isinstance(value, UploadFile) else _decode(value, charset))

@@ -164,12 +164,13 @@ class _AsyncTestTransport(httpx.AsyncBaseTransport):
             await exchange.run()
         else:
             group.start_soon(exchange.run)
+        head = None
         try:
             head = await exchange.wait_head()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await exchange.aclose()
-            raise
+        finally:
+            if head is None:  # the app failed or we were cancelled: stop it before leaving
+                with anyio.CancelScope(shield=True):
+                    await exchange.aclose()
         return exchange.build_response(request, head, _ExchangeByteStream(exchange))
 
 
