@@ -10,8 +10,10 @@ import pytest
 
 from stellate._exception_handling import (
     SCOPE_KEY,
+    StartTrackingSend,
     check_handler_key,
     lookup_handler,
+    track_start,
     wrap_app_handling_exceptions,
 )
 from stellate.exceptions import HTTPException
@@ -224,6 +226,65 @@ async def test_unhandled_exception_after_start_is_reraised_as_itself() -> None:
 
     with pytest.raises(ValueError, match="late"):
         await run(app, http_scope(({Base: named("base")}, {})))
+
+
+async def test_nested_layers_share_one_tracker_and_every_one_sees_the_start() -> None:
+    seen: list[Send] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(send)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Child("late")
+
+    async def middle(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(send)
+        await wrap_app_handling_exceptions(app, Request(scope))(scope, receive, send)
+
+    # The inner layer refuses to answer Child; the outer one has a handler for that
+    # refusal, and must refuse too, since it saw the start go through.
+    handlers = {Base: named("base"), RuntimeError: named("runtime")}
+    with pytest.raises(RuntimeError, match="already started") as info:
+        await run(middle, http_scope((handlers, {})))
+    assert isinstance(info.value.__cause__, RuntimeError)  # the inner layer's refusal
+    assert isinstance(info.value.__cause__.__cause__, Child)
+    assert isinstance(seen[0], StartTrackingSend)
+    assert seen[1] is seen[0]  # one tracker, not one wrapper per layer
+
+
+async def test_a_layer_below_a_send_wrapping_middleware_tracks_what_it_sent() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Child("early")
+
+    async def buffering(scope: Scope, receive: Receive, send: Send) -> None:
+        # A middleware that holds the start back: the outer tracker sees nothing yet.
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        inner = track_start(hold)
+        assert inner is not send
+        await wrap_app_handling_exceptions(app, Request(scope))(scope, receive, inner)
+        for message in held:
+            await send(message)
+
+    status, body = body_of(await run(buffering, http_scope(({Base: named("base")}, {}))))
+    assert (status, body) == (200, b"base: Child")
+
+
+async def test_tracker_forwards_every_message_and_flags_only_the_start() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    tracker = track_start(send)
+    assert track_start(tracker) is tracker
+    await tracker({"type": "http.response.informational", "status": 103, "headers": []})
+    assert not tracker.started
+    await tracker({"type": "http.response.start", "status": 200, "headers": []})
+    assert tracker.started
+    assert [m["type"] for m in sent] == ["http.response.informational", "http.response.start"]
 
 
 async def test_handler_returning_none_is_a_clear_type_error() -> None:

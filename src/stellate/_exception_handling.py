@@ -32,13 +32,45 @@ from stellate.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, S
 if TYPE_CHECKING:
     from stellate.requests import HTTPConnection
 
-__all__ = ["run_handling_exceptions", "wrap_app_handling_exceptions"]
+__all__ = [
+    "StartTrackingSend",
+    "handle_http_exception",
+    "run_handling_exceptions",
+    "track_start",
+    "wrap_app_handling_exceptions",
+]
 
 ExceptionHandlers: TypeAlias = Mapping[Any, ExceptionHandler]
 StatusHandlers: TypeAlias = Mapping[int, ExceptionHandler]
 
 SCOPE_KEY = "stellate.exception_handlers"
-_NO_HANDLERS: tuple[ExceptionHandlers, StatusHandlers] = ({}, {})
+NO_HANDLERS: tuple[ExceptionHandlers, StatusHandlers] = ({}, {})
+
+
+class StartTrackingSend:
+    """``send``, remembering whether ``http.response.start`` went through it.
+
+    Every error-handling layer must know whether the response started before it may
+    answer an exception. Layers with nothing between them see the same messages, so they
+    share one tracker (:func:`track_start`) rather than each wrapping ``send`` again: each
+    message would otherwise pass through one more call per layer, on every request.
+    """
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+def track_start(send: Send) -> StartTrackingSend:
+    """A tracker for ``send``: ``send`` itself if it is one (from a layer just outside)."""
+    return send if type(send) is StartTrackingSend else StartTrackingSend(send)
 
 
 def check_handler_key(key: object) -> None:
@@ -104,7 +136,7 @@ async def run_handling_exceptions(
     """
     # Read now, not when something is raised: a mounted application shares the scope
     # and publishes its own handlers in it, which are not this layer's.
-    handlers = (scope if conn is None else conn.scope).get(SCOPE_KEY, _NO_HANDLERS)
+    handlers = (scope if conn is None else conn.scope).get(SCOPE_KEY, NO_HANDLERS)
     if scope["type"] != "http":
         # A WebSocket handler talks to the connection itself, whatever was sent: no
         # need to follow the app's messages (every frame of the session would pay it).
@@ -117,28 +149,37 @@ async def run_handling_exceptions(
             assert conn is not None, "a WebSocket scope needs its connection"
             await _call_handler(handler, conn, exc)
         return
-    response_started = False
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal response_started
-        if message["type"] == "http.response.start":
-            response_started = True
-        await send(message)
-
+    tracked = track_start(send)
     try:
-        await app(scope, receive, tracking_send)
+        await app(scope, receive, tracked)
     except Exception as exc:
-        handler = lookup_handler(exc, *handlers)
-        if handler is None:
-            raise
-        if response_started:
-            raise RuntimeError(
-                f"{type(exc).__name__} has an exception handler, but the response had "
-                "already started, so the handler's response cannot be sent"
-            ) from exc
-        if conn is None:
-            conn = Request(scope, receive, send)
-        await _respond(handler, conn, exc, scope, receive, tracking_send)
+        await handle_http_exception(exc, handlers, scope, receive, tracked, conn)
+
+
+async def handle_http_exception(
+    exc: Exception,
+    handlers: tuple[ExceptionHandlers, StatusHandlers],
+    scope: Scope,
+    receive: Receive,
+    send: StartTrackingSend,
+    conn: HTTPConnection | None,
+) -> None:
+    """Answer ``exc`` (raised while sending through ``send``) with its handler, or re-raise.
+
+    Call it from the ``except`` block that caught ``exc``, so that a bare ``raise`` here
+    re-raises it with its traceback intact.
+    """
+    handler = lookup_handler(exc, *handlers)
+    if handler is None:
+        raise exc
+    if send.started:
+        raise RuntimeError(
+            f"{type(exc).__name__} has an exception handler, but the response had "
+            "already started, so the handler's response cannot be sent"
+        ) from exc
+    if conn is None:
+        conn = Request(scope, receive, send)
+    await _respond(handler, conn, exc, scope, receive, send)
 
 
 async def _call_handler(handler: ExceptionHandler, conn: HTTPConnection, exc: Exception) -> Any:

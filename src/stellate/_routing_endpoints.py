@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stellate._concurrency import is_async_callable, run_sync, unwrap_callable
-from stellate._exception_handling import run_handling_exceptions
+from stellate._exception_handling import (
+    NO_HANDLERS,
+    SCOPE_KEY,
+    handle_http_exception,
+    run_handling_exceptions,
+    track_start,
+)
 from stellate.requests import Request
 from stellate.types import ASGIApp, Receive, Scope, Send
 from stellate.websockets import WebSocket
@@ -50,24 +56,27 @@ def request_response(
     is_async = is_async_callable(func)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # run_handling_exceptions, inlined: this is every request's hot path.
+        handlers = scope.get(SCOPE_KEY, NO_HANDLERS)
         request = Request(scope, receive, send)
-
-        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
-            if is_async:
-                response = await func(request)  # type: ignore[misc]
-            else:
-                response = await run_sync(func, request)
-            if not callable(response):
-                raise TypeError(
-                    f"endpoint {get_name(func)!r} returned {response!r}, not a Response"
-                )
-            await response(scope, receive, send)
-
+        tracked = track_start(send)
         try:
-            await run_handling_exceptions(respond, scope, receive, send, request)
+            try:
+                if is_async:
+                    response = await func(request)  # type: ignore[misc]
+                else:
+                    response = await run_sync(func, request)
+                if not callable(response):
+                    raise TypeError(
+                        f"endpoint {get_name(func)!r} returned {response!r}, not a Response"
+                    )
+                await response(scope, receive, tracked)
+            except Exception as exc:
+                await handle_http_exception(exc, handlers, scope, receive, tracked, request)
         finally:
-            # The uploads of a form the endpoint read (after any background task ran).
-            await request.close()
+            if request._form is not None:
+                # The uploads of the form the endpoint read (after any background task ran).
+                await request.close()
 
     return app
 

@@ -26,9 +26,10 @@ from typing import Any
 
 from stellate import _debug_page
 from stellate._concurrency import is_async_callable, run_sync
+from stellate._exception_handling import track_start
 from stellate.requests import ClientDisconnect, Request
 from stellate.responses import HTMLResponse, PlainTextResponse, Response
-from stellate.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from stellate.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 logger = logging.getLogger("stellate.errors")
 
@@ -53,22 +54,15 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracked = track_start(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except ClientDisconnect:
             # The client left while its body was being read: nobody is there to answer,
             # and it is not a bug in the application, so it does not reach the server's log.
             logger.debug("client disconnected from %s before its request was read", scope["path"])
         except Exception as exc:
-            if not response_started:
+            if not tracked.started:
                 await self._send_error(exc, scope, receive, send)
             raise
 

@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from stellate._exception_handling import SCOPE_KEY, check_handler_key, run_handling_exceptions
+from stellate._exception_handling import (
+    SCOPE_KEY,
+    check_handler_key,
+    handle_http_exception,
+    run_handling_exceptions,
+    track_start,
+)
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, Response
@@ -67,10 +73,15 @@ class ExceptionMiddleware:
         if scope_type != "http" and scope_type != "websocket":
             await self.app(scope, receive, send)
             return
-        scope[SCOPE_KEY] = (self._exception_handlers, self._status_handlers)
+        scope[SCOPE_KEY] = handlers = (self._exception_handlers, self._status_handlers)
         if scope_type == "http":
-            # The handlers' Request is built only if something is raised.
-            await run_handling_exceptions(self.app, scope, receive, send)
+            # run_handling_exceptions, inlined (every request's hot path); the handlers'
+            # Request is built only if something is raised.
+            tracked = track_start(send)
+            try:
+                await self.app(scope, receive, tracked)
+            except Exception as exc:
+                await handle_http_exception(exc, handlers, scope, receive, tracked, None)
             return
         from stellate.websockets import WebSocket
 
