@@ -82,6 +82,11 @@ def _guess_media_type(name: str) -> str:
 def _read_at(file: IO[bytes], offset: int, size: int, close: bool = False) -> bytes:
     """Read ``size`` bytes at ``offset``, closing the file after the last read (one trip)."""
     file.seek(offset)
+    return _read_next(file, size, close)
+
+
+def _read_next(file: IO[bytes], size: int, close: bool) -> bytes:
+    """Read ``size`` bytes where the last read ended (no seek: one system call less)."""
     data = file.read(size)
     if close:
         file.close()
@@ -388,7 +393,7 @@ class FileResponse(Response):
                 if index == 0:
                     await send(self._body(first_chunk))
                     first += len(first_chunk)
-                await self._send_range(send, file, first, end, close=index == last)
+                await self._send_range(send, file, first, end, seek=index != 0, close=index == last)
                 if header is not None:
                     await send(self._body(b"\r\n"))
         except OSError:
@@ -397,12 +402,20 @@ class FileResponse(Response):
         return True
 
     async def _send_range(
-        self, send: Send, file: IO[bytes], offset: int, end: int, *, close: bool
+        self, send: Send, file: IO[bytes], offset: int, end: int, *, seek: bool, close: bool
     ) -> None:
-        """Send bytes [offset, end) in chunks; ``close`` the file with the last read."""
+        """Send bytes [offset, end) in chunks; ``close`` the file with the last read.
+
+        Unless ``seek``, the file is already at ``offset``, and the reads just go on.
+        """
         while offset < end:
             size = min(self.chunk_size, end - offset)
-            chunk = await run_sync(_read_at, file, offset, size, close and offset + size >= end)
+            last = close and offset + size >= end
+            if seek:
+                chunk = await run_sync(_read_at, file, offset, size, last)
+                seek = False
+            else:
+                chunk = await run_sync(_read_next, file, size, last)
             if len(chunk) < size:  # a regular file reads short only at its end
                 raise RuntimeError(f"File at path {self.path} shrank while it was being sent.")
             offset += size
