@@ -226,7 +226,7 @@ class Response:
         return {
             "type": prefix + "http.response.start",
             "status": self.status_code,
-            "headers": list(self.raw_headers),
+            "headers": [*self.raw_headers],
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -235,7 +235,7 @@ class Response:
             start_type, body_type = "websocket.http.response.start", "websocket.http.response.body"
         else:
             start_type, body_type = "http.response.start", "http.response.body"
-        headers = list(self.raw_headers)  # see _start_message
+        headers = [*self.raw_headers]  # a copy: see _start_message
         await send({"type": start_type, "status": self.status_code, "headers": headers})
         body = b"" if scope.get("method") == "HEAD" else self.body
         await send({"type": body_type, "body": body})
