@@ -7,7 +7,7 @@ import zlib
 from typing import Any
 
 from bodies import dumps, json_payload
-from casekit import KIB, MIB, http_scope, send_body
+from casekit import KIB, MIB, SERVER_SPEC_VERSION, http_scope, send_body
 from frameworks import Framework, per_framework
 from harness import Case, Exchange, Scope
 
@@ -41,22 +41,29 @@ def _raw_streaming(chunks: list[bytes]) -> Any:
 
 
 def streaming_cases() -> list[Case]:
-    """1 KiB (one chunk: it fits in either size), 1 MiB in 1 KiB and in 64 KiB chunks."""
+    """1 KiB (one chunk: it fits in either size), 1 MiB in 1 KiB and in 64 KiB chunks.
+
+    Each size twice: with the scope uvicorn sends (ASGI 2.3), where both frameworks listen
+    for ``http.disconnect`` beside the stream, and with an ASGI 2.4 scope, where Starlette
+    stops listening and relies on ``send`` raising once the client is gone (so a stream
+    waiting for its next chunk goes on until it has one), while stellate still listens.
+    """
     cases = []
-    for label, size, chunk_size in [
-        ("1 KiB", KIB, KIB),
-        ("1 MiB in 1 KiB chunks", MIB, KIB),
-        ("1 MiB in 64 KiB chunks", MIB, 64 * KIB),
-    ]:
-        chunks = [b"s" * chunk_size] * (size // chunk_size)
-        cases.append(
-            Case(
-                f"streaming: {label}",
-                http_scope("/stream"),
-                {"raw": _raw_streaming(chunks), **per_framework(_streaming(chunks))},
-                expected_body=b"s" * size,
+    for spec_version, suffix in [(SERVER_SPEC_VERSION, ""), ("2.4", ", ASGI 2.4 server")]:
+        for label, size, chunk_size in [
+            ("1 KiB", KIB, KIB),
+            ("1 MiB in 1 KiB chunks", MIB, KIB),
+            ("1 MiB in 64 KiB chunks", MIB, 64 * KIB),
+        ]:
+            chunks = [b"s" * chunk_size] * (size // chunk_size)
+            cases.append(
+                Case(
+                    f"streaming: {label}{suffix}",
+                    http_scope("/stream", spec_version=spec_version),
+                    {"raw": _raw_streaming(chunks), **per_framework(_streaming(chunks))},
+                    expected_body=b"s" * size,
+                )
             )
-        )
     return cases
 
 
