@@ -379,6 +379,8 @@ class WebSocket(HTTPConnection):
         """The next binary frame. A text frame raises :class:`WebSocketDecodeError` (1003)."""
         message = await self._receive_data("receive_bytes")
         data = message.get("bytes")
+        if type(data) is bytes:
+            return data
         if data is None:
             raise WebSocketDecodeError("Expected a binary frame, received a text frame")
         return bytes(data)
@@ -442,9 +444,11 @@ class WebSocket(HTTPConnection):
 
     async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send a binary frame (``bytes``, ``bytearray`` or ``memoryview``)."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"send_bytes() needs bytes, got {type(data).__name__}")
-        await self._send_data({"type": "websocket.send", "bytes": bytes(data)})
+        if type(data) is not bytes:
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"send_bytes() needs bytes, got {type(data).__name__}")
+            data = bytes(data)
+        await self._send_data({"type": "websocket.send", "bytes": data})
 
     async def send_json(self, data: Any, mode: str = "text") -> None:
         """Send ``data`` as compact JSON in a text frame, or UTF-8 bytes with ``mode="binary"``."""
