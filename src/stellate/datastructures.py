@@ -551,7 +551,7 @@ class Headers(Mapping[str, str]):
         raw: list[tuple[bytes, bytes]] | None = None,
         scope: MutableMapping[str, Any] | None = None,
     ) -> None:
-        if sum(source is not None for source in (headers, raw, scope)) > 1:
+        if (headers is not None) + (raw is not None) + (scope is not None) > 1:
             raise ValueError("Pass only one of 'headers', 'raw' or 'scope' to Headers()")
         if headers is not None:
             self._list = [_headers.encode_header(key, value) for key, value in headers.items()]
@@ -623,17 +623,20 @@ class MutableHeaders(Headers):
     def __setitem__(self, key: str, value: str) -> None:
         """Set ``key`` to ``value``, replacing every existing value (in the first's place)."""
         name, encoded = _headers.encode_header(key, value)
-        position = None
-        kept: list[tuple[bytes, bytes]] = []
         for item in self._list:
             if item[0] == name:
-                if position is None:
-                    position = len(kept)
-                    kept.append((name, encoded))
-            else:
+                break
+        else:
+            self._list.append((name, encoded))
+            return
+        kept: list[tuple[bytes, bytes]] = []
+        placed = False
+        for item in self._list:
+            if item[0] != name:
                 kept.append(item)
-        if position is None:
-            kept.append((name, encoded))
+            elif not placed:
+                kept.append((name, encoded))
+                placed = True
         self._list[:] = kept
 
     def __delitem__(self, key: str) -> None:
@@ -677,6 +680,14 @@ class MutableHeaders(Headers):
 
     def add_vary_header(self, vary: str) -> None:
         """Merge ``vary`` into a single ``Vary`` header, keeping existing values, no duplicates."""
+        if "," not in vary and vary and vary == vary.strip():
+            # One token and no Vary yet (the usual case): nothing to merge.
+            for key, _ in self._list:
+                if key == b"vary":
+                    break
+            else:
+                self._list.append(_headers.encode_header("vary", vary))
+                return
         tokens: list[str] = []
         seen: set[str] = set()
         for value in [*self.getlist("vary"), vary]:

@@ -727,3 +727,107 @@ async def test_handler_cancelled_on_disconnect_ends_dispatch_quietly() -> None:
             await app(http_scope(), receive, send)
     assert sent == []
     assert dispatch_after_call_next == []
+
+
+@pytest_anyio
+async def test_messages_after_the_last_body_message_are_dropped() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done", "more_body": False})
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:  # pragma: no cover
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with anyio.fail_after(5):
+        await Header(app, name="a")(http_scope(), receive, send)
+    assert [m.get("body") for m in sent] == [None, b"done"]
+
+
+@pytest_anyio
+async def test_server_error_while_forwarding_is_raised_and_the_app_stopped() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        except RuntimeError:  # pragma: no cover
+            seen.append("the app saw the server's error")
+        finally:
+            seen.append("stopped")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise RuntimeError("server refused")
+
+    async def receive() -> Message:  # pragma: no cover
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="server refused"):
+        await Header(app, name="a")(http_scope(), receive, send)
+    assert seen == ["stopped"]
+
+
+@pytest_anyio
+async def test_rest_of_a_body_partly_read_by_dispatch_is_forwarded() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for part in (b"a", b"b"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b"c", "more_body": False})
+
+    async def peek(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        first = await response.body_iterator.__anext__()  # type: ignore[attr-defined]
+        response.headers["x-first"] = first.decode()
+        return response
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:  # pragma: no cover
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with anyio.fail_after(5):
+        await BaseHTTPMiddleware(app, dispatch=peek)(http_scope(), receive, send)
+    assert (b"x-first", b"a") in sent[0]["headers"]
+    assert [m["body"] for m in sent[1:]] == [b"b", b"c"]
+
+
+@pytest_anyio
+async def test_dispatch_reading_the_body_of_an_unfinished_response() -> None:
+    """An app that started a response and returned: its body reads as empty."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def read(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        await anyio.sleep(0.01)  # the app has returned by now
+        body = b"".join([c async for c in response.body_iterator])  # type: ignore[attr-defined]
+        return PlainTextResponse(b"[" + body + b"]")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:  # pragma: no cover
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with anyio.fail_after(5):
+        await BaseHTTPMiddleware(app, dispatch=read)(http_scope(), receive, send)
+    assert sent[1]["body"] == b"[]"

@@ -7,9 +7,12 @@ returns its response as an object that can be inspected and changed before it is
 How it keeps the guarantees of a plain ASGI wrapper:
 
 * **Streaming.** ``call_next`` runs the application in a task of a task group owned by
-  this middleware's call, and returns as soon as the response has started. The body
-  then crosses a zero-buffer memory object stream, one message at a time, while the
-  response returned by ``dispatch`` is being sent: nothing is buffered.
+  this middleware's call, and returns as soon as the response has started. The
+  application's next message waits until ``dispatch`` has decided what to do with the
+  body. When the response returned by ``dispatch`` is the one ``call_next`` gave, its
+  start is sent and the application then sends the rest of the body itself, straight
+  to the client: no message is buffered, and none crosses from task to task. When
+  ``dispatch`` reads the body, it crosses a zero-buffer memory object stream instead.
 * **The request body.** Whatever the ``Request`` given to ``dispatch`` read from
   ``receive`` is recorded, and the application below is handed the same messages before
   anything new: a body read in ``dispatch`` is read again, whole, by the endpoint.
@@ -17,7 +20,8 @@ How it keeps the guarantees of a plain ASGI wrapper:
   directly, so ``http.disconnect`` reaches it (``request.is_disconnected()`` works).
 * **Background tasks.** The application's ``send`` of its last body message returns
   only once that message has been sent to the client, so a background task attached to
-  the endpoint's response starts after the response is complete.
+  the endpoint's response starts after the response is complete, and a background task
+  attached by ``dispatch`` starts after the application has finished.
 * **Errors.** An exception of the application is raised by ``call_next`` (before the
   response started) or while the body is sent (after), as itself, never wrapped in an
   exception group. Cancellation is never caught.
@@ -25,7 +29,9 @@ How it keeps the guarantees of a plain ASGI wrapper:
 A response from ``call_next`` that ``dispatch`` does not return is abandoned: the task
 running it is cancelled once the response that was returned has been sent. If the client
 leaves before the application answered (a handler cancelled on disconnect), ``dispatch``
-is cancelled too: there is nobody left to answer.
+is cancelled too: there is nobody left to answer. If it leaves while the body is being
+sent (the server's ``send`` raises ``OSError``), the application is cancelled and the
+middleware returns quietly.
 """
 
 from __future__ import annotations
@@ -41,13 +47,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from stellate._concurrency import collapse_excgroups
 from stellate._disconnect import get_multiplexer
 from stellate.requests import Request
-from stellate.responses import Response, StreamingResponse
+from stellate.responses import AsyncContentStream, Response, StreamingResponse
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"]
 
 RequestResponseEndpoint = Callable[[Request], Awaitable[Response]]
 DispatchFunction = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
+
+_START_KEYS = frozenset({"type", "status", "headers"})
 
 
 class BaseHTTPMiddleware:
@@ -72,7 +80,7 @@ class BaseHTTPMiddleware:
             await self._dispatch_in_group(request, scope, receive, send, log, calls)
         finally:
             for call in calls:
-                call.inbox.close()
+                call.close()
             # The uploads of a form that dispatch read (the endpoint's request closes its own).
             await request.close()
         for call in calls:
@@ -113,7 +121,7 @@ class BaseHTTPMiddleware:
                         "did you forget to 'return await call_next(request)'?"
                     )
                 await response(scope, receive, send)
-                await _settle(calls, group)
+                _settle(calls, group)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Override: return a response, usually ``await call_next(request)`` adjusted."""
@@ -124,9 +132,12 @@ def _name(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or repr(func)
 
 
-async def _settle(calls: list[_AppCall], group: TaskGroup) -> None:
+def _settle(calls: list[_AppCall], group: TaskGroup) -> None:
     """After the response was sent: let finished apps wrap up, cancel abandoned ones."""
     for call in calls:
+        if call.client_send is not None:
+            # It sends its own body to the client; the group waits for it to finish.
+            continue
         if call.reached_end:
             # Its background tasks may run now; whatever it still sends is dropped. (When
             # the body was forwarded, the app has finished already: no task is needed.)
@@ -167,55 +178,135 @@ class _ReceiveLog:
         return replay
 
 
-class _AppCall:
-    """One ``call_next``: the application running in a task, its messages on a stream."""
+class _Latch:
+    """A flag set once, that one task can wait for: its ``anyio.Event`` is made only then.
+
+    Each latch of an :class:`_AppCall` has a single waiter (the middleware's task or the
+    application's), which is all this supports.
+    """
+
+    __slots__ = ("_event", "is_set")
 
     def __init__(self) -> None:
-        outbox, inbox = anyio.create_memory_object_stream[Message](0)
-        self._outbox: MemoryObjectSendStream[Message] = outbox
-        self.inbox: MemoryObjectReceiveStream[Message] = inbox
+        self.is_set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self.is_set = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        if not self.is_set:
+            self._event = anyio.Event()
+            await self._event.wait()
+
+
+class _AppCall:
+    """One ``call_next``: the application running in a task of the middleware's group.
+
+    What it sends before the response starts is kept for the response. After the start,
+    its next message waits until the middleware has decided where the body goes:
+    straight to the client (:meth:`forward`), or through a stream to ``dispatch``
+    (:meth:`body_chunks`). An application whose response is abandoned is cancelled while
+    it waits.
+    """
+
+    def __init__(self) -> None:
         self.cancel_scope = anyio.CancelScope()
-        self.response_sent = anyio.Event()
-        self.reached_end = False
-        self.drained = False  # the app has finished and its stream is exhausted
+        self.start: Message | None = None
+        self.early: list[Message] = []
         self.trailers = False
+        self.started = _Latch()  # the response started, or the app ended without one
+        self.decided = _Latch()
+        self.finished = _Latch()
+        self.response_sent = _Latch()
+        # Forwarding: the client's send, which the app's messages go to directly.
+        self.client_send: Send | None = None
+        # Reading: the stream the body crosses to dispatch.
+        self._outbox: MemoryObjectSendStream[Message] | None = None
+        self._inbox: MemoryObjectReceiveStream[Message] | None = None
+        self.reached_end = False
+        self.stopped = False  # no more messages go to the client
+        self.drained = False  # the app has finished and its stream is exhausted
         self.error: Exception | None = None
         self._error_raised = False
 
     async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
         with self.cancel_scope:
-            async with self._outbox:
-                try:
-                    await app(scope, receive, self._send)
-                except Exception as exc:
-                    # Raised where the middleware is waiting for this app (call_next or
-                    # the body), not from this task, so it arrives once and unwrapped.
-                    self.error = exc
+            try:
+                await app(scope, receive, self._send)
+            except Exception as exc:
+                # Raised where the middleware is waiting for this app (call_next or
+                # the body), not from this task, so it arrives once and unwrapped.
+                self.error = exc
+            finally:
+                self.finished.set()
+                self.started.set()
+                if self._outbox is not None:
+                    self._outbox.close()
 
     async def _send(self, message: Message) -> None:
+        if self.start is None:
+            if message["type"] == "http.response.start":
+                self.start = message
+                self.trailers = bool(message.get("trailers", False))
+                self.started.set()
+            else:
+                self.early.append(message)
+            return
+        await self.decided.wait()
+        if self.client_send is not None:
+            if not self.stopped:
+                await self._send_to_client(self.client_send, message)
+            return
+        assert self._outbox is not None  # decided, and not forwarding: dispatch reads
         await self._outbox.send(message)
         if _is_last(message, self.trailers):
             await self.response_sent.wait()
 
+    async def _send_to_client(self, send: Send, message: Message) -> None:
+        try:
+            await send(message)
+        except Exception as exc:
+            # The app stops here, as if the middleware had sent the message: quietly if
+            # the client is gone (ASGI 2.4 servers raise OSError), with the middleware
+            # raising the error otherwise.
+            self.stopped = True
+            if not isinstance(exc, OSError):
+                self.error = exc
+            self.cancel_scope.cancel()
+            await anyio.lowlevel.checkpoint()
+        else:
+            if _is_last(message, self.trailers):
+                self.reached_end = self.stopped = True
+
     async def response(self) -> Response:
         """Wait for the response to start; raise the app's error if it failed before."""
-        early: list[Message] = []
-        async for message in self.inbox:
-            if message["type"] == "http.response.start":
-                self.trailers = bool(message.get("trailers", False))
-                return _StreamedResponse(self, message, early)
-            early.append(message)
-        self.raise_pending_error()
-        raise RuntimeError("No response returned.")
+        await self.started.wait()
+        if self.start is None:
+            self.raise_pending_error()
+            raise RuntimeError("No response returned.")
+        return _StreamedResponse(self, self.start, self.early)
 
     def raise_pending_error(self) -> None:
         if self.error is not None and not self._error_raised:
             self._error_raised = True
             raise self.error
 
+    def close(self) -> None:
+        if self._inbox is not None:
+            self._inbox.close()
+
     async def forward(self, send: Send) -> None:
         """Send the rest of the response to the client as the app produces it."""
-        async for message in self.inbox:
+        if self._inbox is None:
+            # The app sends it itself, straight to the client.
+            self.client_send = send
+            self.decided.set()
+            return
+        # dispatch read part of the body: the rest comes through the stream.
+        async for message in self._inbox:
             try:
                 await send(message)
             except OSError:
@@ -230,9 +321,17 @@ class _AppCall:
                 break
         self.raise_pending_error()
 
+    def _open_stream(self) -> MemoryObjectReceiveStream[Message]:
+        if self._inbox is None:
+            self._outbox, self._inbox = anyio.create_memory_object_stream[Message](0)
+            if self.finished.is_set:
+                self._outbox.close()
+            self.decided.set()
+        return self._inbox
+
     async def body_chunks(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk, for a ``dispatch`` that reads it itself."""
-        async for message in self.inbox:
+        async for message in self._open_stream():
             if message["type"] != "http.response.body":
                 continue
             body = message.get("body", b"")
@@ -244,7 +343,7 @@ class _AppCall:
         self.raise_pending_error()
 
     async def drain(self) -> None:
-        async for _ in self.inbox:
+        async for _ in self._open_stream():
             pass
         self.drained = True
 
@@ -267,14 +366,24 @@ class _StreamedResponse(StreamingResponse):
     def __init__(self, call: _AppCall, start: Message, early: list[Message]) -> None:
         self._call = call
         self._early = early
-        self._start_extras = {
-            key: value for key, value in start.items() if key not in ("type", "status", "headers")
-        }
+        self._start_extras = {key: value for key, value in start.items() if key not in _START_KEYS}
         self.status_code = int(start["status"])
         self.raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
         self.background = None
         self._sync_content = None
-        self.body_iterator = self._own_iterator = call.body_chunks()
+        # Made on first use: most dispatch functions never look at the body.
+        self._own_iterator: AsyncIterator[bytes] | None = None
+        self._iterator: AsyncContentStream | None = None
+
+    @property
+    def body_iterator(self) -> AsyncContentStream:
+        if self._iterator is None:
+            self._iterator = self._own_iterator = self._call.body_chunks()
+        return self._iterator
+
+    @body_iterator.setter
+    def body_iterator(self, iterator: AsyncContentStream) -> None:
+        self._iterator = iterator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         for message in self._early:
@@ -285,13 +394,18 @@ class _StreamedResponse(StreamingResponse):
             "headers": list(self.raw_headers),
             **self._start_extras,
         }
-        if self.body_iterator is self._own_iterator:
+        iterator = self._iterator
+        if iterator is None or iterator is self._own_iterator:
             await send(start)
             await self._call.forward(send)
+            if self.background is not None:
+                # What dispatch attached runs after the app is done, its background included.
+                await self._call.finished.wait()
+                self._call.raise_pending_error()
         else:
             start.pop("trailers", None)
             await send(start)
-            async for chunk in self.body_iterator:
+            async for chunk in iterator:
                 data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Iterable
 from typing import NoReturn
 
 from stellate._concurrency import run_sync
-from stellate.datastructures import Headers, MutableHeaders
+from stellate.datastructures import MutableHeaders
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -97,6 +98,20 @@ def accepts_gzip(scope: Scope) -> bool:
             if coding == "*":
                 star = allowed
     return bool(star)
+
+
+def _encoding_and_type(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str, str]:
+    """The first ``Content-Encoding`` (``identity`` if none) and ``Content-Type`` ("" if none)."""
+    encoding = content_type = None
+    for name, value in raw:
+        if name == b"content-encoding" and encoding is None:
+            encoding = value
+        elif name == b"content-type" and content_type is None:
+            content_type = value
+    return (
+        "identity" if encoding is None else encoding.decode("latin-1"),
+        "" if content_type is None else content_type.decode("latin-1"),
+    )
 
 
 def _quality(params: str) -> float:
@@ -191,11 +206,10 @@ class IdentityResponder:
         status = int(message.get("status", 200))
         if status < 200 or status in _UNTOUCHED_STATUSES:
             return True
-        headers = Headers(raw=message.setdefault("headers", []))
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+        encoding, content_type = _encoding_and_type(message.setdefault("headers", []))
+        if encoding.strip().lower() not in ("", "identity"):
             return True
-        return _is_excluded(headers.get("content-type", ""), self.exclude_content_types)
+        return _is_excluded(content_type, self.exclude_content_types)
 
     async def send_with_compression(self, message: Message) -> None:
         """Intercept the response: decide on the start, then send each body chunk."""

@@ -234,6 +234,8 @@ class SessionMiddleware:
         else:
             # The application replaced (or removed) the session object: save what is there.
             accessed = modified = True
+        if not (accessed or modified):
+            return  # the response does not depend on the session
         headers = MutableHeaders(scope=message)
         if accessed:
             headers.add_vary_header("Cookie")
