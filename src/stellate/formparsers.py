@@ -3,12 +3,13 @@
 Both parsers are *incremental*: they act on each chunk of the request body as it arrives
 (multipart bodies go through a python-multipart state machine; urlencoded ones are cut
 at each ``&``), and only the unfinished end of a chunk waits for the next. Nothing is
-buffered beyond what the result itself holds:
+buffered beyond what the result itself holds, and a file's next disk write:
 
 * text fields are bounded by ``max_part_size`` and their count by ``max_fields``;
 * file parts go straight into an :class:`~stellate.datastructures.UploadFile` (a
-  ``SpooledTemporaryFile``: memory up to 1 MiB, then disk), one chunk at a time, and
-  the disk writes run in a worker thread so the event loop never waits on the disk.
+  ``SpooledTemporaryFile``: memory up to 1 MiB, then disk), one chunk at a time while
+  in memory and then up to 256 KiB at a time, and the disk writes run in a worker thread
+  so the event loop never waits on the disk.
 
 The state machines call back synchronously, but writing to a file is async, so the
 callbacks only *record* what happened; :meth:`MultiPartParser.parse` then does the I/O
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import re
 import tempfile
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ _DEFAULT_CHARSET = "utf-8"
 # character (a superset of the RFC's list, which clients already stay within).
 _MAX_BOUNDARY_LENGTH = 70
 _BOUNDARY_CHARS = frozenset(range(0x21, 0x7F)) | {0x20}
+# Bytes of a file's on-disk data written per worker-thread call (see _write_files).
+_DISK_WRITE_BATCH = 256 * 1024
 
 
 class FormMessage(enum.Enum):
@@ -76,7 +80,11 @@ class MultiPartException(Exception):
 
 @dataclass
 class MultipartPart:
-    """The part being parsed: its headers, and its data (a text field) or its file."""
+    """A part: its headers, and its data (a text field) or its file.
+
+    :class:`MultiPartParser` keeps the part it is parsing in its own attributes instead,
+    which is cheaper per part; this record is kept for code that uses it.
+    """
 
     content_disposition: bytes | None = None
     field_name: str = ""
@@ -273,6 +281,9 @@ class MultiPartParser:
     ``max_part_size`` bounds each text part (files are bounded only by the body limit,
     since they go to disk). Part headers are bounded by python-multipart (a few KiB per
     line, a few lines per part), so a part with megabytes of headers fails early.
+
+    The callbacks run several times per part, so the part being parsed lives in plain
+    attributes of the parser (not in a :class:`MultipartPart` per part).
     """
 
     def __init__(
@@ -289,57 +300,74 @@ class MultiPartParser:
         self.max_files = max_files
         self.max_fields = max_fields
         self.max_part_size = max_part_size
+        # (name, value, charset): a text part's raw bytes and its own charset (None: the
+        # form's, known only at the end), or a file and None.
         self.items: list[tuple[str, bytes | UploadFile, str | None]] = []
-        self._current_part = MultipartPart()
-        self._header_field = bytearray()
-        self._header_value = bytearray()
+        self._header_field = b""
+        self._header_value = b""
         self._charset = _DEFAULT_CHARSET
         self._file_count = 0
         self._field_count = 0
         self._files: list[UploadFile] = []
         self._file_data: list[tuple[UploadFile, bytes]] = []
         self._finished_files: list[UploadFile] = []
+        # A file's data past the spool size, held until there is a batch to write.
+        self._held: list[bytes] = []
+        self._held_size = 0
+        self._held_file: UploadFile | None = None
         self._ended = False
+        # The part being parsed.
+        self._part_headers: list[tuple[bytes, bytes]] = []
+        self._part_disposition: bytes | None = None
+        self._part_type: bytes | None = None  # its first Content-Type header
+        self._part_name = ""
+        self._part_data = bytearray()
+        self._part_file: UploadFile | None = None
 
     # -- callbacks of the state machine: record, never do I/O --------------------------
 
     def on_part_begin(self) -> None:
-        self._current_part = MultipartPart()
+        self._part_headers = []
+        self._part_disposition = self._part_type = self._part_file = None
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        part = self._current_part
-        if part.file is not None:
-            self._file_data.append((part.file, data[start:end]))
+        file = self._part_file
+        if file is not None:
+            self._file_data.append((file, data[start:end]))
             return
-        if len(part.data) + (end - start) > self.max_part_size:
+        part_data = self._part_data
+        if len(part_data) + end - start > self.max_part_size:
             raise MultiPartException(
-                f"Field {part.field_name!r} is larger than the limit (max_part_size) "
+                f"Field {self._part_name!r} is larger than the limit (max_part_size) "
                 f"of {self.max_part_size} bytes."
             )
-        part.data.extend(data[start:end])
+        part_data += data[start:end]
 
     def on_part_end(self) -> None:
-        part = self._current_part
-        if part.file is not None:
-            self._finished_files.append(part.file)
-            self.items.append((part.field_name, part.file, None))
+        name = self._part_name
+        file = self._part_file
+        if file is not None:
+            self._finished_files.append(file)
+            self.items.append((name, file, None))
             return
-        charset = self._part_charset(part)
-        if part.field_name == "_charset_":
-            self._charset = _known_charset(part.data.decode("latin-1"))
-        self.items.append((part.field_name, bytes(part.data), charset))
+        part_type = self._part_type
+        charset = None if part_type is None else _charset_of(part_type, "") or None
+        data = bytes(self._part_data)
+        if name == "_charset_":
+            self._charset = _known_charset(data.decode("latin-1"))
+        self.items.append((name, data, charset))
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_field.extend(data[start:end])
+        # Usually one slice per header; bytes concatenation of an empty left side is free.
+        self._header_field += data[start:end]
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value.extend(data[start:end])
+        self._header_value += data[start:end]
 
     def on_header_end(self) -> None:
-        name = bytes(self._header_field).lower()
-        value = bytes(self._header_value)
-        self._header_field.clear()
-        self._header_value.clear()
+        name = self._header_field.lower()
+        value = self._header_value
+        self._header_field = self._header_value = b""
         # The state machine ends a value at CR; a lone LF or a NUL inside it would let
         # a client smuggle something into a header that a handler may echo back.
         if b"\n" in value or b"\x00" in value:
@@ -347,37 +375,41 @@ class MultiPartParser:
                 f"Invalid character (LF or NUL) in the {name.decode('latin-1')!r} part header."
             )
         if name == b"content-disposition":
-            self._current_part.content_disposition = value
-        self._current_part.item_headers.append((name, value))
+            self._part_disposition = value
+        elif name == b"content-type" and self._part_type is None:
+            self._part_type = value
+        self._part_headers.append((name, value))
 
     def on_headers_finished(self) -> None:
-        part = self._current_part
-        if part.content_disposition is None:
+        disposition = self._part_disposition
+        if disposition is None:
             raise MultiPartException("A part has no Content-Disposition header.")
-        _, options = parse_options_header(part.content_disposition)
-        raw_name = options.get(b"name")
+        raw_name, filename = _disposition_names(disposition)
         if raw_name is None:
             raise MultiPartException("A part's Content-Disposition header has no name.")
-        part.field_name = _decode(raw_name, self._charset)
-        if b"filename" not in options:
+        charset = self._charset
+        self._part_name = raw_name.decode(charset, "replace")  # lenient: see _decode
+        if filename is None:
             self._field_count += 1
             if self._field_count > self.max_fields:
                 raise MultiPartException(
                     f"Too many fields: the limit (max_fields) is {self.max_fields}."
                 )
+            self._part_data = bytearray()
             return
         self._file_count += 1
         if self._file_count > self.max_files:
             raise MultiPartException(f"Too many files: the limit (max_files) is {self.max_files}.")
         # Closed by whoever owns the form (FormData.close), or by parse() on any error.
         spool = tempfile.SpooledTemporaryFile(max_size=MAX_SPOOL_SIZE)  # noqa: SIM115
-        part.file = UploadFile(
+        file = UploadFile(
             file=spool,  # type: ignore[arg-type]
             size=0,
-            filename=_decode(options[b"filename"], self._charset),
-            headers=Headers(raw=part.item_headers),
+            filename=_decode(filename, charset),
+            headers=Headers(raw=self._part_headers),
         )
-        self._files.append(part.file)
+        self._part_file = file
+        self._files.append(file)
 
     def on_end(self) -> None:
         self._ended = True
@@ -404,17 +436,17 @@ class MultiPartParser:
         finally:
             if not parsed:  # malformed, disconnected or cancelled: give the files back
                 await self._close_files()
+        # A text part decodes with its own charset, else the form's (which the
+        # ``_charset_`` field may have set after the part was read); lenient, see _decode.
+        form_charset = self._charset
         return FormData(
             [
-                (name, value if isinstance(value, UploadFile) else _decode(value, charset))
-                for name, value, charset in self._resolved_items()
+                (name, value.decode(charset or form_charset, "replace"))
+                if isinstance(value, bytes)
+                else (name, value)
+                for name, value, charset in self.items
             ]
         )
-
-    def _resolved_items(self) -> list[tuple[str, bytes | UploadFile, str]]:
-        # A text part decodes with its own charset, else the form's (which the
-        # ``_charset_`` field may have set after the part was read).
-        return [(name, value, charset or self._charset) for name, value, charset in self.items]
 
     def _state_machine(self) -> _StateMachine:
         _, params = parse_options_header(self.headers.get("content-type"))
@@ -425,7 +457,9 @@ class MultiPartParser:
             raise MultiPartException(
                 "Invalid multipart boundary: it must be 1 to 70 visible ASCII characters."
             )
-        self._charset = _charset_of(self.headers.get("content-type"), _DEFAULT_CHARSET)
+        charset = params.get(b"charset")
+        if charset is not None:
+            self._charset = _known_charset(charset.decode("latin-1"))
         callbacks: MultipartCallbacks = {
             "on_part_begin": self.on_part_begin,
             "on_part_data": self.on_part_data,
@@ -438,23 +472,59 @@ class MultiPartParser:
         }
         return _StateMachine(boundary, callbacks)
 
-    def _part_charset(self, part: MultipartPart) -> str | None:
-        for name, value in part.item_headers:
-            if name == b"content-type":
-                return _charset_of(value, "") or None
-        return None
-
     async def _write_files(self) -> None:
-        """Do the file I/O the last chunk asked for (off the event loop once on disk)."""
+        """Do the file I/O the last chunk asked for (off the event loop once on disk).
+
+        While a file fits in its spool, each write is a memory copy and runs at once.
+        Past that, each write is a worker-thread round trip, which costs far more than
+        the copy: its data is then held and written ``_DISK_WRITE_BATCH`` bytes at a
+        time (and the rest when its part ends).
+        """
         data, self._file_data = self._file_data, []
         for upload, chunk in data:
-            await upload.write(chunk)
+            if upload is not self._held_file:
+                await self._write_held()
+                if (upload.size or 0) + len(chunk) <= MAX_SPOOL_SIZE:
+                    await upload.write(chunk)
+                    continue
+                self._held_file = upload
+            self._held.append(chunk)
+            self._held_size += len(chunk)
+            if self._held_size >= _DISK_WRITE_BATCH:
+                await self._write_held()
         finished, self._finished_files = self._finished_files, []
         for upload in finished:
+            if upload is self._held_file:
+                await self._write_held()
             await upload.seek(0)
+
+    async def _write_held(self) -> None:
+        upload = self._held_file
+        if upload is None:
+            return
+        held = self._held
+        self._held, self._held_size, self._held_file = [], 0, None
+        await upload.write(held[0] if len(held) == 1 else b"".join(held))
 
     async def _close_files(self) -> None:
         # Shielded: a cancelled request must still give back its file descriptors.
         with anyio.CancelScope(shield=True):
             for upload in self._files:
                 await upload.close()
+
+
+# The Content-Disposition every browser sends (HTML's form encoding escapes the quote,
+# CR and LF in names): parsed by one regular expression instead of the general parser,
+# which gives the same result for it. Anything else (other spacing or order, escapes,
+# a quoted ";", extended parameters) takes the general parser.
+_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\;]*)"(?:; filename="([^"\\;]*)")?')
+
+
+def _disposition_names(disposition: bytes) -> tuple[bytes | None, bytes | None]:
+    """A Content-Disposition's ``name`` and ``filename`` parameters (None: absent)."""
+    match = _PLAIN_DISPOSITION.fullmatch(disposition)
+    if match is not None:
+        name, filename = match.groups()
+        return name, filename
+    _, options = parse_options_header(disposition)
+    return options.get(b"name"), options.get(b"filename")
