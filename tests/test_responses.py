@@ -819,3 +819,18 @@ def test_streaming_through_test_client(test_client_factory: Any) -> None:
     response = test_client_factory(app).get("/")
     assert response.text == "one\ntwo\n"
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_content_types_are_remembered_boundedly_and_errors_never() -> None:
+    from stellate import responses
+
+    for n in range(200):  # media types that might come from requests
+        media_type = f"text/x-{n}"
+        header = Response(b"", media_type=media_type).raw_headers[-1]
+        assert header == (b"content-type", f"{media_type}; charset=utf-8".encode())
+    assert len(responses._CONTENT_TYPES) <= responses._CONTENT_TYPES_KEPT
+    for _ in range(2):  # a bad media type fails every time, not only the first
+        with pytest.raises(ValueError, match="CR, LF and NUL"):
+            Response(b"", media_type="text/plain\r\nx-injected: 1")
+    plain = PlainTextResponse("x", headers={"content-type": "text/csv"})
+    assert [v for k, v in plain.raw_headers if k == b"content-type"] == [b"text/csv"]

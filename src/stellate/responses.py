@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import AsyncIterable, Collection, Iterable, Mapping
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
@@ -77,16 +77,18 @@ def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
     return raw_name, raw_value
 
 
-@lru_cache(maxsize=64)
 def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
-    """The encoded ``Content-Type`` for a media type: computed once per type, not per response.
-
-    Errors (ValueError from :func:`_encode_header`) are not cached, so they are raised
-    every time, as before.
-    """
+    """The encoded ``Content-Type`` header for a media type and charset."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type += "; charset=" + charset
     return _encode_header("content-type", media_type)
+
+
+# Content-Type headers computed so far, by (media type, charset): a response is usually
+# one of a handful of types, so each is encoded and checked once, not per response.
+# Bounded, since a media type may come from the request; errors are never kept.
+_CONTENT_TYPES: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_CONTENT_TYPES_KEPT = 64
 
 
 def _message_prefix(scope: Scope) -> str:
@@ -122,6 +124,11 @@ class Response:
 
     def render(self, content: Any) -> bytes | memoryview:
         """Turn ``content`` into body bytes: None is empty, str is encoded, bytes pass."""
+        kind = type(content)  # exact types first: the usual cases, checked cheaply
+        if kind is str:
+            return content.encode(self.charset)  # type: ignore[no-any-return]
+        if kind is bytes:
+            return content  # type: ignore[no-any-return]
         if content is None:
             return b""
         if isinstance(content, bytes | memoryview):
@@ -148,12 +155,17 @@ class Response:
         if (
             body is not None
             and b"content-length" not in names
-            and not (status_code < 200 or status_code == 204 or status_code == 304)
+            and (200 <= status_code != 204 and status_code != 304)
         ):
             raw_headers.append((b"content-length", b"%d" % len(body)))
         media_type = self.media_type
         if media_type is not None and b"content-type" not in names:
-            raw_headers.append(_content_type_header(media_type, self.charset))
+            content_type = _CONTENT_TYPES.get((media_type, self.charset))
+            if content_type is None:
+                content_type = _content_type_header(media_type, self.charset)
+                if len(_CONTENT_TYPES) < _CONTENT_TYPES_KEPT:
+                    _CONTENT_TYPES[media_type, self.charset] = content_type
+            raw_headers.append(content_type)
         self.raw_headers = raw_headers
 
     @property
