@@ -308,8 +308,13 @@ def test_url_for_without_router_or_app() -> None:
 
 
 def test_request_refuses_websocket_scope() -> None:
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="Request needs an http scope"):
         Request(make_scope(type="websocket"))
+
+
+def test_request_refuses_a_scope_that_is_no_connection_as_a_connection_would() -> None:
+    with pytest.raises(AssertionError, match="HTTPConnection needs an http or websocket"):
+        Request({"type": "lifespan"})
 
 
 def test_request_method_and_receive() -> None:

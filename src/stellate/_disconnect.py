@@ -121,7 +121,8 @@ class ReceiveMultiplexer:
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
-        self._buffer: deque[Message] = deque()
+        # Created on demand, like _changed: a lone reader never buffers anything.
+        self._buffer: deque[Message] | None = None
         self._buffered = 0
         self._reading = False
         self._disconnect: Message | None = None
@@ -194,6 +195,7 @@ class ReceiveMultiplexer:
         return self._disconnect is not None
 
     def _take(self) -> Message:
+        assert self._buffer is not None
         message = self._buffer.popleft()
         self._buffered -= len(message.get("body", b""))
         self._notify()
@@ -214,6 +216,8 @@ class ReceiveMultiplexer:
         if message.get("type") == "http.disconnect":
             self._disconnect = message
         else:
+            if self._buffer is None:
+                self._buffer = deque()
             self._buffer.append(message)
             self._buffered += len(message.get("body", b""))
 
@@ -230,7 +234,7 @@ class ReceiveMultiplexer:
 
     def __repr__(self) -> str:
         state: dict[str, Any] = {
-            "buffered": len(self._buffer),
+            "buffered": len(self._buffer or ()),
             "disconnected": self.disconnected,
         }
         return f"{type(self).__name__}({state})"

@@ -64,17 +64,20 @@ class HTTPConnection(Mapping[str, Any]):
     key by key would be slow and meaningless.
     """
 
+    # The lazily built values start as these class-level Nones: a connection is built on
+    # every request, and most requests never set most of them.
+    _url: URL | None = None
+    _base_url: URL | None = None
+    _headers: Headers | None = None
+    _query_params: QueryParams | None = None
+    _cookies: dict[str, str] | None = None
+    _state: State | None = None
+
     def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
         assert scope["type"] in ("http", "websocket"), (
             "An HTTPConnection needs an http or websocket scope"
         )
         self.scope = scope
-        self._url: URL | None = None
-        self._base_url: URL | None = None
-        self._headers: Headers | None = None
-        self._query_params: QueryParams | None = None
-        self._cookies: dict[str, str] | None = None
-        self._state: State | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.scope[key]
@@ -210,6 +213,12 @@ class HTTPConnection(Mapping[str, Any]):
         return absolute
 
 
+def _not_http_message(scope: Scope) -> str:
+    if scope["type"] in ("http", "websocket"):
+        return "A Request needs an http scope"
+    return "An HTTPConnection needs an http or websocket scope"
+
+
 class Request(HTTPConnection):
     """An HTTP request: a connection plus its method and body.
 
@@ -217,17 +226,21 @@ class Request(HTTPConnection):
     can be read again any number of ways.
     """
 
+    _stream_started = False
+    _stream_consumed = False
+    _is_disconnected = False
+    # Messages that is_disconnected() received while only peeking: the stream gets them.
+    # A list of its own is made for the rare request that has some.
+    _pending: list[Message] | tuple[()] = ()
+    _form: FormData | None = None
+
     def __init__(self, scope: Scope, receive: Receive = empty_receive, send: Send = empty_send):
-        super().__init__(scope)
-        assert scope["type"] == "http", "A Request needs an http scope"
+        # HTTPConnection.__init__ inlined (a Request is built for every request), with
+        # its assertion message kept for scopes that are not even a connection's.
+        assert scope["type"] == "http", _not_http_message(scope)
+        self.scope = scope
         self._receive = receive
         self._send = send
-        self._stream_started = False
-        self._stream_consumed = False
-        self._is_disconnected = False
-        # Messages that is_disconnected() received while only peeking: the stream gets them.
-        self._pending: list[Message] = []
-        self._form: FormData | None = None
 
     @property
     def method(self) -> str:
@@ -373,7 +386,7 @@ class Request(HTTPConnection):
             if message.get("type") == "http.disconnect":
                 self._is_disconnected = True
             else:
-                self._pending.append(message)
+                self._pending = [*self._pending, message]
         return self._is_disconnected
 
     async def send_push_promise(self, path: str) -> None:
