@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from stellate._routing_paths import path_segment
 from stellate.types import Scope
 
 if TYPE_CHECKING:
@@ -34,13 +33,18 @@ __all__ = ["Candidate", "DispatchIndex", "Matcher", "NameIndex", "RouteList"]
 
 T = TypeVar("T")
 
-#: ``matcher(scope, route_path) -> (match, child_scope)``: a route's matching, given the
-#: route path the router already computed once for the request.
-Matcher: TypeAlias = Callable[[Scope, str], "tuple[Match, Scope]"]
+#: ``matcher(scope, route_path, target) -> (match, child_scope)``: a route's matching,
+#: given the route path the router already computed once for the request. A matcher may
+#: write a full match's child scope into ``target`` and return ``target`` itself: the
+#: router passes the scope, which saves building a child dict only to merge it.
+Matcher: TypeAlias = Callable[[Scope, str, Scope], "tuple[Match, Scope]"]
 Candidate: TypeAlias = "tuple[BaseRoute, Matcher]"
 #: What a route tells the index: the scope types it can match (None: any), the static
-#: first segment it needs (None: any), and its matcher.
-DispatchInfo: TypeAlias = "tuple[frozenset[str] | None, str | None, Matcher]"
+#: first segment it needs (None: any), how many ``/`` every path it matches has (None:
+#: any number), and its matcher.
+DispatchInfo: TypeAlias = "tuple[frozenset[str] | None, str | None, int | None, Matcher]"
+#: How the index files a route: its first segment and its number of slashes (None: any).
+_Key: TypeAlias = "tuple[str | None, int | None]"
 
 _MUTATORS = (
     "append",
@@ -87,24 +91,54 @@ for _name in _MUTATORS:
 
 
 class _Table:
-    """The candidates for one scope type, by first path segment."""
+    """The candidates for one scope type, by first path segment and number of slashes.
 
-    __slots__ = ("by_segment", "fallback")
+    ``/users/42`` can only be matched by routes whose template starts with ``/users`` (or
+    with a parameter) and that match paths of two slashes (or of any number, as a
+    ``Mount`` or a ``{rest:path}`` does). Each candidate list keeps declaration order.
+    """
 
-    def __init__(self, entries: Sequence[tuple[str | None, Candidate]]) -> None:
-        anywhere = [position for position, (segment, _) in enumerate(entries) if segment is None]
-        segments: dict[str, list[int]] = {}
-        for position, (segment, _) in enumerate(entries):
-            if segment is not None:
-                segments.setdefault(segment, []).append(position)
-        self.fallback: tuple[Candidate, ...] = tuple(entries[i][1] for i in anywhere)
-        self.by_segment: dict[str, tuple[Candidate, ...]] = {
-            segment: tuple(entries[i][1] for i in sorted(positions + anywhere))
-            for segment, positions in segments.items()
+    __slots__ = ("by_path", "by_segment", "fallback", "unnamed")
+
+    def __init__(self, entries: Sequence[tuple[_Key, Candidate]]) -> None:
+        segments = {segment for (segment, _), _ in entries if segment is not None}
+        counts = {slashes for (_, slashes), _ in entries if slashes is not None}
+
+        def select(segment: str | None, slashes: int | None) -> tuple[Candidate, ...]:
+            # For a path of first segment ``segment`` (None: one no route names) and
+            # ``slashes`` slashes (None: a number no route has), in declaration order.
+            return tuple(
+                candidate
+                for (wanted, count), candidate in entries
+                if wanted in (None, segment) and count in (None, slashes)
+            )
+
+        def by_count(segment: str | None) -> dict[int | None, tuple[Candidate, ...]]:
+            keys: list[int | None] = [*counts, None]
+            return {slashes: select(segment, slashes) for slashes in keys}
+
+        self.by_segment: dict[str, dict[int | None, tuple[Candidate, ...]]] = {
+            segment: by_count(segment) for segment in segments
+        }
+        self.fallback = by_count(None)
+        # What a path whose first segment no route names can match: often nothing at all.
+        self.unnamed = self.fallback if any(self.fallback.values()) else None
+        # One-segment paths ("/users", and "/" for the segment "") are the commonest:
+        # their candidates are one dict lookup of the path itself.
+        self.by_path = {
+            "/" + segment: found.get(1, found[None]) for segment, found in self.by_segment.items()
         }
 
     def candidates(self, route_path: str) -> tuple[Candidate, ...]:
-        return self.by_segment.get(path_segment(route_path), self.fallback)
+        found = self.by_path.get(route_path)
+        if found is not None:
+            return found
+        # The segment as path_segment(route_path) finds it, inlined.
+        by_count = self.by_segment.get(route_path[1:].partition("/")[0], self.unnamed)
+        if by_count is None:
+            return ()
+        found = by_count.get(route_path.count("/"))
+        return by_count[None] if found is None else found
 
 
 class DispatchIndex:
@@ -113,14 +147,14 @@ class DispatchIndex:
     __slots__ = ("http", "websocket")
 
     def __init__(self, routes: Iterable[BaseRoute], info: Callable[[BaseRoute], DispatchInfo]):
-        http: list[tuple[str | None, Candidate]] = []
-        websocket: list[tuple[str | None, Candidate]] = []
+        http: list[tuple[_Key, Candidate]] = []
+        websocket: list[tuple[_Key, Candidate]] = []
         for route in routes:
-            scope_types, segment, matcher = info(route)
+            scope_types, segment, slashes, matcher = info(route)
             if scope_types is None or "http" in scope_types:
-                http.append((segment, (route, matcher)))
+                http.append(((segment, slashes), (route, matcher)))
             if scope_types is None or "websocket" in scope_types:
-                websocket.append((segment, (route, matcher)))
+                websocket.append(((segment, slashes), (route, matcher)))
         self.http = _Table(http)
         self.websocket = _Table(websocket)
 

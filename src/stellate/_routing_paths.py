@@ -166,7 +166,10 @@ def convert_params(
     is not one of its values, so the route simply does not match (and the request goes
     on to the next route, or a 404) instead of failing with a 500.
     """
+    params: dict[str, Any] = {}  # a loop, not a comprehension: no frame per match
     try:
-        return {name: convertors[name].convert(value) for name, value in matched.items()}
+        for name, value in matched.items():
+            params[name] = convertors[name].convert(value)
     except ValueError:
         return None
+    return params

@@ -33,7 +33,7 @@ from stellate._routing_endpoints import (
     websocket_session,
     wrap_middleware,
 )
-from stellate._routing_index import DispatchIndex, Matcher, NameIndex, RouteList
+from stellate._routing_index import DispatchIndex, DispatchInfo, Matcher, NameIndex, RouteList
 from stellate._routing_paths import (
     compile_path,
     convert_params,
@@ -42,7 +42,14 @@ from stellate._routing_paths import (
     replace_params,
     request_host,
 )
-from stellate.convertors import CONVERTOR_TYPES, Convertor
+from stellate.convertors import (
+    CONVERTOR_TYPES,
+    Convertor,
+    FloatConvertor,
+    IntegerConvertor,
+    StringConvertor,
+    UUIDConvertor,
+)
 from stellate.datastructures import URL, URLPath
 from stellate.exceptions import HTTPException
 from stellate.middleware.body_limit import RequestBodyLimitResponder
@@ -95,7 +102,18 @@ class Match(enum.Enum):
     FULL = 2
 
 
-_NO_MATCH: tuple[Match, Scope] = (Match.NONE, {})
+# The members as module constants: looking one up on the enum class is an attribute
+# lookup through its metaclass, several times slower than a global, on every request.
+_NONE, _PARTIAL, _FULL = Match.NONE, Match.PARTIAL, Match.FULL
+
+# The convertors whose regexes (these ones) can never match a "/" (see _slashes).
+_SLASH_FREE_REGEXES: dict[type[Convertor[Any]], str] = {
+    StringConvertor: "[^/]+",
+    IntegerConvertor: "[0-9]+",
+    FloatConvertor: r"[0-9]+(?:\.[0-9]+)?",
+    UUIDConvertor: "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+}
+_NO_MATCH: tuple[Match, Scope] = (_NONE, {})
 
 
 def _compile(template: str, what: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
@@ -134,7 +152,7 @@ class BaseRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match, child_scope = self.matches(scope)
-        if match is Match.NONE:
+        if match is _NONE:
             if scope["type"] == "http":
                 await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             elif scope["type"] == "websocket":
@@ -143,16 +161,18 @@ class BaseRoute:
         scope.update(child_scope)
         await self.handle(scope, receive, send)
 
-    def _dispatch_info(self) -> tuple[frozenset[str] | None, str | None, Matcher]:
+    def _dispatch_info(self) -> DispatchInfo:
         """How the router's index should file this route (see ``_routing_index``).
 
         Routes of unknown kinds are tried for every scope and path, through their own
         public ``matches``; stellate's own routes say better, unless a subclass
         overrides ``matches`` and so may match differently.
         """
-        return None, None, self._matches_ignoring_route_path
+        return None, None, None, self._matches_ignoring_route_path
 
-    def _matches_ignoring_route_path(self, scope: Scope, route_path: str) -> tuple[Match, Scope]:
+    def _matches_ignoring_route_path(
+        self, scope: Scope, route_path: str, target: Scope
+    ) -> tuple[Match, Scope]:
         return self.matches(scope)
 
     def _reversal_key(self) -> str | None:
@@ -172,6 +192,7 @@ class _PathRoute(BaseRoute):
     """Shared machinery of routes matched by a path template, for one scope type."""
 
     _scope_types: frozenset[str] = _HTTP
+    _matches_whole_path = True  # False for a Mount, which matches a prefix
     path: str
     path_regex: re.Pattern[str]
     path_format: str
@@ -189,18 +210,38 @@ class _PathRoute(BaseRoute):
                 return None
             return _merge_params(scope, {})
         found = self.path_regex.match(route_path)
-        if found is None:
-            return None
+        return None if found is None else self._captured_params(scope, found)
+
+    def _captured_params(self, scope: Scope, found: re.Match[str]) -> dict[str, Any] | None:
+        """What the template's regex captured, converted and merged with outer params."""
         params = convert_params(found.groupdict(), self.param_convertors)
-        return None if params is None else _merge_params(scope, params)
+        if params is None:
+            return None
+        outer = scope.get("path_params")  # _merge_params, inlined
+        return {**outer, **params} if outer else params
 
     def _matcher(self) -> Matcher:
         raise NotImplementedError()
 
-    def _dispatch_info(self) -> tuple[frozenset[str] | None, str | None, Matcher]:
+    def _dispatch_info(self) -> DispatchInfo:
         if type(self).matches is not type(self)._native_matches:  # type: ignore[attr-defined]
             return super()._dispatch_info()
-        return self._scope_types, first_static_segment(self.path_format), self._matcher()
+        segment = first_static_segment(self.path_format)
+        return self._scope_types, segment, self._slashes(), self._matcher()
+
+    def _slashes(self) -> int | None:
+        """How many ``/`` every path this route matches has; None if that varies.
+
+        Only a template matching whole paths has a fixed number (a ``Mount`` matches
+        prefixes), and only if its parameters can never match a ``/``: those of the
+        built-in convertors that say so, with their regexes unchanged.
+        """
+        if not self._matches_whole_path:
+            return None
+        for convertor in self.param_convertors.values():
+            if _SLASH_FREE_REGEXES.get(type(convertor)) != convertor.regex:
+                return None
+        return self.path_format.count("/")
 
     def _check_url_params(self, name: str, path_params: dict[str, Any]) -> None:
         if name != self.name or set(path_params) != set(self.param_convertors):  # type: ignore[attr-defined]
@@ -258,25 +299,39 @@ class Route(_PathRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
             return _NO_MATCH
-        return self._match_http(scope, get_route_path(scope))
+        return self._match_http(scope, get_route_path(scope), {})
 
     _native_matches = matches
 
-    def _match_http(self, scope: Scope, route_path: str) -> tuple[Match, Scope]:
-        params = self._match_path(scope, route_path)
-        if params is None:
+    def _match_http(self, scope: Scope, route_path: str, target: Scope) -> tuple[Match, Scope]:
+        # _match_path, inlined: this runs for every candidate of every request.
+        exact = self._exact
+        if exact is None:
+            found = self.path_regex.match(route_path)
+            captured = None if found is None else self._captured_params(scope, found)
+            if captured is None:
+                return _NO_MATCH
+            params = captured
+        elif route_path != exact:
             return _NO_MATCH
-        child = {"endpoint": self.endpoint, "path_params": params, "route": self}
-        if self.methods is not None and scope["method"] not in self.methods:
-            return Match.PARTIAL, child
-        return Match.FULL, child
+        else:
+            outer = scope.get("path_params")  # _merge_params(scope, {})
+            params = dict(outer) if outer else {}
+        methods = self.methods
+        if methods is not None and scope["method"] not in methods:
+            return _PARTIAL, {"endpoint": self.endpoint, "path_params": params, "route": self}
+        target["endpoint"] = self.endpoint
+        target["path_params"] = params
+        target["route"] = self
+        return _FULL, target
 
     def _matcher(self) -> Matcher:
         return self._match_http
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.methods is not None and scope["method"] not in self.methods:
-            await _method_not_allowed(self.methods, scope, receive, send)
+        methods = self.methods
+        if methods is not None and scope["method"] not in methods:
+            await _method_not_allowed(methods, scope, receive, send)
             return
         app = self.app
         if self.max_body_size is not None:
@@ -356,15 +411,18 @@ class WebSocketRoute(_PathRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "websocket":
             return _NO_MATCH
-        return self._match_websocket(scope, get_route_path(scope))
+        return self._match_websocket(scope, get_route_path(scope), {})
 
     _native_matches = matches
 
-    def _match_websocket(self, scope: Scope, route_path: str) -> tuple[Match, Scope]:
+    def _match_websocket(self, scope: Scope, route_path: str, target: Scope) -> tuple[Match, Scope]:
         params = self._match_path(scope, route_path)
         if params is None:
             return _NO_MATCH
-        return Match.FULL, {"endpoint": self.endpoint, "path_params": params, "route": self}
+        target["endpoint"] = self.endpoint
+        target["path_params"] = params
+        target["route"] = self
+        return _FULL, target
 
     def _matcher(self) -> Matcher:
         return self._match_websocket
@@ -414,6 +472,8 @@ class Mount(_PathRoute):
     inside a mounted app (static files, a sub-application).
     """
 
+    _matches_whole_path = False
+
     _scope_types = _HTTP_AND_WEBSOCKET
 
     def __init__(
@@ -456,11 +516,11 @@ class Mount(_PathRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in _HTTP_AND_WEBSOCKET:
             return _NO_MATCH
-        return self._match_prefix(scope, get_route_path(scope))
+        return self._match_prefix(scope, get_route_path(scope), {})
 
     _native_matches = matches
 
-    def _match_prefix(self, scope: Scope, route_path: str) -> tuple[Match, Scope]:
+    def _match_prefix(self, scope: Scope, route_path: str, target: Scope) -> tuple[Match, Scope]:
         found = self.path_regex.match(route_path)
         if found is None:
             return _NO_MATCH
@@ -471,13 +531,15 @@ class Mount(_PathRoute):
             return _NO_MATCH
         root_path: str = scope.get("root_path", "")
         matched = route_path[: len(route_path) - len(remaining)]
-        return Match.FULL, {
-            "path_params": _merge_params(scope, params),
-            "app_root_path": scope.get("app_root_path", root_path),
-            "root_path": root_path + matched,
-            "endpoint": self.app,
-            "route": self,
-        }
+        path_params = _merge_params(scope, params)
+        # Everything is read from the scope before anything is written: ``target`` may
+        # be the scope itself.
+        target["path_params"] = path_params
+        target["app_root_path"] = scope.get("app_root_path", root_path)
+        target["root_path"] = root_path + matched
+        target["endpoint"] = self.app
+        target["route"] = self
+        return _FULL, target
 
     def _matcher(self) -> Matcher:
         return self._match_prefix
@@ -562,7 +624,7 @@ class Host(BaseRoute):
         params = convert_params(found.groupdict(), self.param_convertors)
         if params is None:
             return _NO_MATCH
-        return Match.FULL, {
+        return _FULL, {
             "path_params": _merge_params(scope, params),
             "endpoint": self.app,
             "route": self,
@@ -657,30 +719,38 @@ class Router:
         scope_type = scope["type"]
         if "router" not in scope:
             scope["router"] = self
-        if scope_type == "lifespan":
+        if scope_type != "http" and scope_type != "websocket":
+            if scope_type != "lifespan":
+                _unknown_scope(scope_type)
             await self.lifespan(scope, receive, send)
             return
-        if scope_type == "http":
-            table = self._index().http
-        elif scope_type == "websocket":
-            table = self._index().websocket
-        else:
-            _unknown_scope(scope_type)
-        route_path = get_route_path(scope)
-        partial: list[tuple[BaseRoute, Scope]] = []
+        if self._routes.version != self._indexed_version:
+            self._index()
+        index = self._dispatch_index
+        table = index.http if scope_type == "http" else index.websocket
+        # get_route_path, without the call when there is no root path to strip.
+        route_path = get_route_path(scope) if scope.get("root_path") else scope["path"]
+        partial: list[tuple[BaseRoute, Scope]] | None = None
         for route, matcher in table.candidates(route_path):
-            match, child_scope = matcher(scope, route_path)
-            if match is Match.FULL:
-                scope.update(child_scope)
+            # Stellate's own routes write a full match straight into the scope.
+            match, child_scope = matcher(scope, route_path, scope)
+            if match is _FULL:
+                if child_scope is not scope:
+                    scope.update(child_scope)
                 await route.handle(scope, receive, send)
                 return
-            if match is Match.PARTIAL:
+            if match is _PARTIAL:
+                if partial is None:
+                    partial = []
                 partial.append((route, child_scope))
         if partial:
             await self._handle_partial(partial, scope, receive, send)
         elif scope_type == "http" and self.redirect_slashes and route_path != "/":
-            if not await self._redirect_slashes(scope, route_path, receive, send):
+            url = self._slash_toggled_url(scope, route_path)
+            if url is None:
                 await self.default(scope, receive, send)
+            else:
+                await RedirectResponse(url=str(url))(scope, receive, send)
         else:
             await self.default(scope, receive, send)
 
@@ -699,30 +769,24 @@ class Router:
                 allowed |= route.methods
         await _method_not_allowed(allowed, scope, receive, send)
 
-    async def _redirect_slashes(
-        self, scope: Scope, route_path: str, receive: Receive, send: Send
-    ) -> bool:
-        """Redirect to the path with its trailing slash toggled, if that path matches."""
+    def _slash_toggled_url(self, scope: Scope, route_path: str) -> URL | None:
+        """The URL with the path's trailing slash toggled, if that path matches a route."""
+        strip = route_path.endswith("/")
+        path = scope["path"].rstrip("/") if strip else scope["path"] + "/"
+        root_path = scope.get("root_path")
+        toggled = get_route_path({"path": path, "root_path": root_path}) if root_path else path
+        candidates = self._index().http.candidates(toggled) if toggled else ()
+        if not candidates:
+            return None  # the usual miss: no need to copy the scope
         redirect_scope = dict(scope)
-        if route_path.endswith("/"):
-            redirect_scope["path"] = scope["path"].rstrip("/")
-            raw_path = scope.get("raw_path")
-            if raw_path is not None:
-                redirect_scope["raw_path"] = raw_path.rstrip(b"/")
-        else:
-            redirect_scope["path"] = scope["path"] + "/"
-            raw_path = scope.get("raw_path")
-            if raw_path is not None:
-                redirect_scope["raw_path"] = raw_path + b"/"
-        toggled = get_route_path(redirect_scope)
-        if not toggled:
-            return False
-        for _, matcher in self._index().http.candidates(toggled):
-            if matcher(redirect_scope, toggled)[0] is Match.FULL:
-                url = URL(scope=redirect_scope)
-                await RedirectResponse(url=str(url))(scope, receive, send)
-                return True
-        return False
+        redirect_scope["path"] = path
+        raw_path = scope.get("raw_path")
+        if raw_path is not None:
+            redirect_scope["raw_path"] = raw_path.rstrip(b"/") if strip else raw_path + b"/"
+        for _, matcher in candidates:
+            if matcher(redirect_scope, toggled, {})[0] is _FULL:
+                return URL(scope=redirect_scope)
+        return None
 
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Nothing matched: close a WebSocket; 404 an HTTP request.
@@ -795,12 +859,12 @@ class Router:
         return f"{type(self).__name__}(routes={list(self.routes)!r})"
 
 
-def _dispatch_info(route: BaseRoute) -> tuple[frozenset[str] | None, str | None, Matcher]:
+def _dispatch_info(route: BaseRoute) -> DispatchInfo:
     info = getattr(route, "_dispatch_info", None)
     if info is not None:
         return info()  # type: ignore[no-any-return]
     # A duck-typed route that does not inherit BaseRoute: tried everywhere, as is.
-    return None, None, lambda scope, route_path: route.matches(scope)
+    return None, None, None, lambda scope, route_path, target: route.matches(scope)
 
 
 def _reversal_key(route: BaseRoute) -> str | None:
