@@ -21,6 +21,7 @@ never intercepts it; neither do ``KeyboardInterrupt`` and ``SystemExit``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -179,28 +180,36 @@ async def handle_http_exception(
         ) from exc
     if conn is None:
         conn = Request(scope, receive, send)
-    await _respond(handler, conn, exc, scope, receive, send)
-
-
-async def _call_handler(handler: ExceptionHandler, conn: HTTPConnection, exc: Exception) -> Any:
-    func: Callable[..., Any] = handler  # Request and WebSocket handlers alike.
-    if is_async_callable(func):
-        return await func(conn, exc)
-    return await run_sync(func, conn, exc)
-
-
-async def _respond(
-    handler: ExceptionHandler,
-    conn: HTTPConnection,
-    exc: Exception,
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-) -> None:
-    response = await _call_handler(handler, conn, exc)
+    func: Callable[..., Any] = handler  # _call_handler, inlined: every 404 comes here
+    if _is_async_handler(func):
+        response = await func(conn, exc)
+    else:
+        response = await run_sync(func, conn, exc)
     if response is None:
         raise TypeError(
             f"the exception handler {handler!r} returned None; HTTP exception handlers "
             "must return a Response"
         ) from exc
     await response(scope, receive, send)
+
+
+async def _call_handler(handler: ExceptionHandler, conn: HTTPConnection, exc: Exception) -> Any:
+    func: Callable[..., Any] = handler  # Request and WebSocket handlers alike.
+    if _is_async_handler(func):
+        return await func(conn, exc)
+    return await run_sync(func, conn, exc)
+
+
+# Whether each handler seen so far is async: the inspection costs more than the rest of
+# a 404's answer. Weak keys: a handler (and the app a bound one holds) is not kept alive.
+_ASYNC_HANDLERS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _is_async_handler(handler: Callable[..., Any]) -> bool:
+    try:
+        return _ASYNC_HANDLERS[handler]
+    except KeyError:
+        found = _ASYNC_HANDLERS[handler] = is_async_callable(handler)
+        return found
+    except TypeError:  # a callable that cannot be weakly referenced, or hashed
+        return is_async_callable(handler)

@@ -84,7 +84,8 @@ class StellateDeprecationWarning(DeprecationWarning):
 
 
 def _reason_phrase(status_code: int) -> str:
-    try:
-        return http.HTTPStatus(status_code).phrase
-    except ValueError:
-        return ""
+    return _PHRASES.get(status_code, "")
+
+
+# Looked up per raised HTTPException: a dict, not an enum lookup through its metaclass.
+_PHRASES = {status.value: status.phrase for status in http.HTTPStatus}

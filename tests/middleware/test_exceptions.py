@@ -12,6 +12,7 @@ from stellate.exceptions import HTTPException, WebSocketException
 from stellate.middleware.exceptions import ExceptionMiddleware
 from stellate.requests import Request
 from stellate.responses import JSONResponse, PlainTextResponse, Response
+from stellate.routing import Route, Router
 from stellate.types import Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -350,3 +351,37 @@ async def test_nothing_is_sent_after_the_app_sent_a_denial_response() -> None:
         "websocket.http.response.start",
         "websocket.http.response.body",
     ]
+
+
+def test_default_answers_are_shared_only_where_nobody_can_change_them(
+    test_client_factory: Any,
+) -> None:
+    from stellate.middleware import exceptions as module
+
+    class Custom(ExceptionMiddleware):
+        def http_exception(self, request: Request, exc: Exception) -> Response:
+            response = super().http_exception(request, exc)
+            response.headers["x-count"] = str(len(response.raw_headers))
+            return response
+
+    async def fail(request: Request) -> Response:
+        detail = request.query_params.get("detail")
+        headers = {"x-why": "test"} if "headers" in request.query_params else None
+        raise HTTPException(418, detail=detail, headers=headers)
+
+    router = Router([Route("/", fail)])
+    for middleware_class in (ExceptionMiddleware, Custom):
+        client = test_client_factory(middleware_class(router))
+        for _ in range(3):  # an override's edits never pile up on a shared response
+            response = client.get("/")
+            assert response.status_code == 418
+            assert response.text == "I'm a Teapot"
+            if middleware_class is Custom:
+                assert response.headers["x-count"] == "2"
+        assert client.get("/?headers=1").headers["x-why"] == "test"
+        assert "x-why" not in client.get("/").headers
+    many = ExceptionMiddleware(router)
+    client = test_client_factory(many)
+    for n in range(100):  # details that vary per request are answered, and not all kept
+        assert client.get(f"/?detail=no+{n}").text == f"no {n}"
+    assert len(many._answers) <= module._ANSWERS_KEPT

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExceptionMiddleware"]
 
+# How many default answers (status, detail) an ExceptionMiddleware keeps built.
+_ANSWERS_KEPT = 32
 # Statuses whose responses must not carry a body (RFC 9110 §15.3.5, §15.4.5).
 _BODYLESS_STATUSES = frozenset({204, 304})
 
@@ -48,6 +50,7 @@ class ExceptionMiddleware:
     ) -> None:
         self.app = app
         self.debug = debug  # Kept for API compatibility; handled errors look the same in debug.
+        self._answers: dict[tuple[int, str], Response] = {}
         self._status_handlers: dict[int, ExceptionHandler] = {}
         self._exception_handlers: dict[type[BaseException], ExceptionHandler] = {
             HTTPException: self._answer_http_exception,
@@ -96,7 +99,27 @@ class ExceptionMiddleware:
         if conn.scope["type"] == "websocket":
             await self._http_exception_on_websocket(conn, exc)
             return None
+        if type(self).http_exception is ExceptionMiddleware.http_exception:
+            return self._default_answer(conn, exc)
         return self.http_exception(conn, exc)
+
+    def _default_answer(self, request: Request, exc: Exception) -> Response:
+        """What :meth:`http_exception` answers, built once per status and detail.
+
+        A response can be sent any number of times, and this one goes straight to the
+        client, never to user code, so the 404s of a scan share one. Only answers without
+        extra headers are kept, and a bounded number of them (details may be per request).
+        """
+        assert isinstance(exc, HTTPException)
+        if exc.headers or type(exc.detail) is not str:
+            return self.http_exception(request, exc)
+        key = (exc.status_code, exc.detail)
+        response = self._answers.get(key)
+        if response is None:
+            response = self.http_exception(request, exc)
+            if len(self._answers) < _ANSWERS_KEPT:
+                self._answers[key] = response
+        return response
 
     async def _http_exception_on_websocket(self, websocket: WebSocket, exc: Exception) -> None:
         """An ``HTTPException`` raised in a WebSocket handler ends the connection.
