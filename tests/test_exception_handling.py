@@ -81,6 +81,10 @@ async def run(app: Any, scope: Scope) -> list[Message]:
     return sent
 
 
+async def receive_nothing() -> Message:
+    raise AssertionError("a response does not receive")  # pragma: no cover
+
+
 def raising(exc: BaseException) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise exc
@@ -285,6 +289,32 @@ async def test_tracker_forwards_every_message_and_flags_only_the_start() -> None
     await tracker({"type": "http.response.start", "status": 200, "headers": []})
     assert tracker.started
     assert [m["type"] for m in sent] == ["http.response.informational", "http.response.start"]
+
+
+async def test_a_response_marks_the_tracker_started_and_sends_past_it() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    tracker = track_start(send)
+    await PlainTextResponse("hi")(http_scope(), receive_nothing, tracker)
+    assert tracker.started
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+
+
+async def test_an_error_after_a_response_went_out_is_not_answered_again() -> None:
+    from stellate.background import BackgroundTask
+
+    def fail() -> None:
+        raise Child("in the background")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("done", background=BackgroundTask(fail))(scope, receive, send)
+
+    with pytest.raises(RuntimeError, match="already started") as info:
+        await run(app, http_scope(({Base: named("base")}, {})))
+    assert isinstance(info.value.__cause__, Child)
 
 
 async def test_handler_returning_none_is_a_clear_type_error() -> None:

@@ -30,6 +30,7 @@ import anyio
 from stellate._concurrency import collapse_excgroups, iterate_in_threads, run_sync
 from stellate._cookies import EPOCH, serialize_cookie
 from stellate._disconnect import disconnect_receive
+from stellate._exception_handling import StartTrackingSend
 from stellate._ranges import MalformedRangeHeader, RangeNotSatisfiable
 from stellate.background import BackgroundTask
 from stellate.datastructures import URL, MutableHeaders
@@ -242,6 +243,11 @@ class Response:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if type(send) is StartTrackingSend:
+            # What the tracker would do, once, rather than for each message: this
+            # response's first message is its start.
+            send.started = True
+            send = send.send
         # _start_message, inlined with constant types: this is every response's hot path.
         if scope["type"] == "websocket":
             start_type, body_type = "websocket.http.response.start", "websocket.http.response.body"
