@@ -85,6 +85,11 @@ async def receive_nothing() -> Message:
     raise AssertionError("a response does not receive")  # pragma: no cover
 
 
+async def receive_forever() -> Message:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def raising(exc: BaseException) -> Any:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise exc
@@ -315,6 +320,30 @@ async def test_an_error_after_a_response_went_out_is_not_answered_again() -> Non
     with pytest.raises(RuntimeError, match="already started") as info:
         await run(app, http_scope(({Base: named("base")}, {})))
     assert isinstance(info.value.__cause__, Child)
+
+
+async def test_a_stream_failing_midway_is_known_to_have_started() -> None:
+    from stellate.responses import StreamingResponse
+
+    async def chunks() -> Any:
+        yield "first"
+        raise Child("midway")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await StreamingResponse(chunks())(scope, receive, send)
+
+    sent: list[Message] = []
+    scope = http_scope(({Base: named("base")}, {}))
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    tracker = track_start(send)
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="already started") as info:
+        await wrap_app_handling_exceptions(app, Request(scope))(scope, receive_forever, tracker)
+    assert isinstance(info.value.__cause__, Child)
+    assert tracker.started
+    assert [m.get("body") for m in sent[1:]] == [b"first"]
 
 
 async def test_handler_returning_none_is_a_clear_type_error() -> None:

@@ -372,11 +372,14 @@ class StreamingResponse(Response):
         await self._stream(send, "")
 
     async def _stream(self, send: Send, prefix: str) -> None:
+        if type(send) is StartTrackingSend:
+            send.started = True  # as in Response.__call__: one flag, not a call per chunk
+            send = send.send
         await send(self._start_message(prefix))
         body_type = prefix + "http.response.body"
         try:
             async for chunk in self.body_iterator:
-                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                data = chunk if type(chunk) is bytes else self._encode(chunk)
                 try:
                     await send({"type": body_type, "body": data, "more_body": True})
                 except OSError:
@@ -386,6 +389,9 @@ class StreamingResponse(Response):
         finally:
             await self._close_iterator()
         await send({"type": body_type, "body": b"", "more_body": False})
+
+    def _encode(self, chunk: str | bytes | memoryview) -> bytes | memoryview:
+        return chunk.encode(self.charset) if isinstance(chunk, str) else chunk
 
     async def _close_iterator(self) -> None:
         """Close the iterator so its cleanup runs now, not whenever it is collected."""
