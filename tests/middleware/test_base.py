@@ -16,7 +16,7 @@ from stellate.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, Response, StreamingResponse
 from stellate.routing import Route, WebSocketRoute
-from stellate.types import Message, Receive, Scope, Send
+from stellate.types import ASGIApp, Message, Receive, Scope, Send
 from stellate.websockets import WebSocket
 
 Client = Callable[..., Any]
@@ -729,13 +729,8 @@ async def test_handler_cancelled_on_disconnect_ends_dispatch_quietly() -> None:
     assert dispatch_after_call_next == []
 
 
-@pytest_anyio
-async def test_messages_after_the_last_body_message_are_dropped() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"done", "more_body": False})
-        await send({"type": "http.response.body", "body": b"late", "more_body": False})
-
+async def _answer(app: ASGIApp) -> list[Message]:
+    """What ``app`` sends for a GET without a body (a receive that waits forever after)."""
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
@@ -746,7 +741,18 @@ async def test_messages_after_the_last_body_message_are_dropped() -> None:
         raise AssertionError
 
     with anyio.fail_after(5):
-        await Header(app, name="a")(http_scope(), receive, send)
+        await app(http_scope(), receive, send)
+    return sent
+
+
+@pytest_anyio
+async def test_messages_after_the_last_body_message_are_dropped() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done", "more_body": False})
+        await send({"type": "http.response.body", "body": b"late", "more_body": False})
+
+    sent = await _answer(Header(app, name="a"))
     assert [m.get("body") for m in sent] == [None, b"done"]
 
 
@@ -791,17 +797,7 @@ async def test_rest_of_a_body_partly_read_by_dispatch_is_forwarded() -> None:
         response.headers["x-first"] = first.decode()
         return response
 
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    async def receive() -> Message:  # pragma: no cover
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    with anyio.fail_after(5):
-        await BaseHTTPMiddleware(app, dispatch=peek)(http_scope(), receive, send)
+    sent = await _answer(BaseHTTPMiddleware(app, dispatch=peek))
     assert (b"x-first", b"a") in sent[0]["headers"]
     assert [m["body"] for m in sent[1:]] == [b"b", b"c"]
 
@@ -815,19 +811,11 @@ async def test_dispatch_reading_the_body_of_an_unfinished_response() -> None:
 
     async def read(request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
-        await anyio.sleep(0.01)  # the app has returned by now
+        call = response._call  # type: ignore[attr-defined]
+        while not call.finished.is_set:  # let the app return first (bounded by fail_after)
+            await anyio.lowlevel.checkpoint()
         body = b"".join([c async for c in response.body_iterator])  # type: ignore[attr-defined]
         return PlainTextResponse(b"[" + body + b"]")
 
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    async def receive() -> Message:  # pragma: no cover
-        await anyio.sleep_forever()
-        raise AssertionError
-
-    with anyio.fail_after(5):
-        await BaseHTTPMiddleware(app, dispatch=read)(http_scope(), receive, send)
+    sent = await _answer(BaseHTTPMiddleware(app, dispatch=read))
     assert sent[1]["body"] == b"[]"
