@@ -3,10 +3,12 @@
 ``ExceptionMiddleware`` publishes the application's handlers in
 ``scope["stellate.exception_handlers"]`` as ``(exception_handlers, status_handlers)``.
 Endpoints (``routing.request_response``, ``routing.websocket_session``) and the middleware
-itself run their app under :func:`wrap_app_handling_exceptions`, so a handler answers the
+itself handle what their app raises the same way (:func:`run_handling_exceptions`, or
+:func:`handle_http_exception` inlined on the HTTP hot path), so a handler answers the
 request as close to the failure as possible: inside the route, where route middleware
 still sees the handler's response, and again at the middleware for errors raised outside
-any route (a 404 from the router, an error in middleware).
+any route (a 404 from the router, an error in middleware). Layers with nothing between
+them share one :class:`StartTrackingSend` to know whether the response has started.
 
 Handler lookup:
 
@@ -167,8 +169,8 @@ async def handle_http_exception(
 ) -> None:
     """Answer ``exc`` (raised while sending through ``send``) with its handler, or re-raise.
 
-    Call it from the ``except`` block that caught ``exc``, so that a bare ``raise`` here
-    re-raises it with its traceback intact.
+    Call it from the ``except`` block that caught ``exc``: an exception without a handler
+    is raised again from here, its original traceback kept (this frame is added to it).
     """
     handler = lookup_handler(exc, *handlers)
     if handler is None:
