@@ -25,9 +25,17 @@ import anyio.abc
 import anyio.lowlevel
 
 from stellate.applications import Stellate
+from stellate.middleware import Middleware
+from stellate.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from stellate.requests import Request
-from stellate.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
-from stellate.routing import Route, WebSocketRoute
+from stellate.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from stellate.routing import Mount, Route, WebSocketRoute
 from stellate.sse import EventSourceResponse, ServerSentEvent
 from stellate.websockets import WebSocket, WebSocketDisconnect
 
@@ -197,8 +205,20 @@ async def hello(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+class Stamp(BaseHTTPMiddleware):
+    """Marks what it passed on: the body then goes from the app's task to the server."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers["x-through"] = "base-http-middleware"
+        return response
+
+
 app = Stellate(
     routes=[
+        Mount(
+            "/through-middleware", routes=[Route("/stream", stream)], middleware=[Middleware(Stamp)]
+        ),
         Route("/connection", connection),
         Route("/upload", upload, methods=["POST", "PUT"]),
         Route("/stream", stream),

@@ -92,6 +92,22 @@ def test_streaming_response_is_sent_while_produced(server: Server) -> None:
     assert f"stream-closed {name}" in server.markers()
 
 
+def test_a_stream_through_base_http_middleware_is_sent_while_produced(server: Server) -> None:
+    # BaseHTTPMiddleware hands the body to the server from the app's own task: the second
+    # chunk still waits for the test to read the first, and the middleware's header is there.
+    name = token()
+    with client_for(server) as client, client_for(server) as other:
+        path = "/through-middleware/stream"
+        with client.stream("GET", path, params={"token": name}) as response:
+            assert response.status_code == 200
+            assert response.headers["x-through"] == "base-http-middleware"
+            chunks = response.iter_raw()
+            assert read_until(chunks, b"\n") == b"first\n"
+            assert other.post("/release", params={"token": name}).text == "released"
+            assert b"".join(chunks) == b"second\n"
+        assert other.get("/closed", params={"token": name}).text == "closed"
+
+
 def test_stream_stops_when_the_client_disconnects(server: Server) -> None:
     name = token()
     # Closing an unfinished response drops its connection: the server sees the client go.
