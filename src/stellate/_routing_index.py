@@ -101,17 +101,20 @@ class _Table:
     __slots__ = ("by_path", "by_segment", "fallback", "unnamed")
 
     def __init__(self, entries: Sequence[tuple[_Key, Candidate]]) -> None:
-        segments = {segment for (segment, _), _ in entries if segment is not None}
-        counts = {slashes for (_, slashes), _ in entries if slashes is not None}
+        positions: dict[_Key, list[int]] = {}  # where each key's routes stand in the table
+        for position, (key, _) in enumerate(entries):
+            positions.setdefault(key, []).append(position)
+        segments = {segment for segment, _ in positions if segment is not None}
+        counts = {slashes for _, slashes in positions if slashes is not None}
 
         def select(segment: str | None, slashes: int | None) -> tuple[Candidate, ...]:
             # For a path of first segment ``segment`` (None: one no route names) and
             # ``slashes`` slashes (None: a number no route has), in declaration order.
-            return tuple(
-                candidate
-                for (wanted, count), candidate in entries
-                if wanted in (None, segment) and count in (None, slashes)
-            )
+            # Only the routes filed under the keys that fit are merged: building the
+            # index stays linear in the size of the table.
+            keys = {(segment, slashes), (segment, None), (None, slashes), (None, None)}
+            found = sorted(position for key in keys for position in positions.get(key, ()))
+            return tuple(entries[position][1] for position in found)
 
         def by_count(segment: str | None) -> dict[int | None, tuple[Candidate, ...]]:
             keys: list[int | None] = [*counts, None]
