@@ -12,7 +12,7 @@ its own and closes it when the response is closed, and the lifespan does not run
 Every task the client starts (the lifespan, each request's app call, each WebSocket
 session) is started in the portal's task group, and every one of them has ended when the
 response, session or client that owns it is closed. The ASGI protocol itself is spoken by
-:mod:`stellate._asgi_transport`, shared with :class:`stellate.testing.AsyncTestClient`.
+:mod:`stellate.testing._transport`, shared with :class:`stellate.testing.AsyncTestClient`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import anyio.from_thread
 import httpx
 from anyio.from_thread import BlockingPortal
 
-from stellate._asgi_transport import (
+from stellate._concurrency import is_async_callable
+from stellate.testing._transport import (
     HTTPExchange,
     LifespanDriver,
     WebSocketChannel,
@@ -44,7 +45,6 @@ from stellate._asgi_transport import (
     text_message,
     websocket_scope,
 )
-from stellate._concurrency import is_async_callable
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["TestClient", "WebSocketDenialResponse", "WebSocketTestSession"]

@@ -3,7 +3,7 @@
 Where :class:`stellate.testclient.TestClient` runs the app in a helper thread, this client
 awaits it directly: no thread, no portal, and the app shares the test's event loop, its
 context variables and its backend (asyncio or trio, under the anyio pytest plugin or
-pytest-trio). The ASGI protocol is spoken by :mod:`stellate._asgi_transport`, the same core
+pytest-trio). The ASGI protocol is spoken by :mod:`stellate.testing._transport`, the same core
 the sync client uses.
 
 Inside ``async with`` the client owns a task group: the app's lifespan runs in it, and each
@@ -26,7 +26,8 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from stellate._asgi_transport import (
+from stellate._concurrency import collapse_excgroups
+from stellate.testing._transport import (
     HTTPExchange,
     LifespanDriver,
     WebSocketChannel,
@@ -42,7 +43,6 @@ from stellate._asgi_transport import (
     text_message,
     websocket_scope,
 )
-from stellate._concurrency import collapse_excgroups
 from stellate.types import ASGIApp, Message
 
 __all__ = ["AsyncTestClient", "AsyncWebSocketTestSession", "WebSocketDenialResponse"]
