@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
+from stellate._context import context_of
 from stellate.endpoints import HTTPEndpoint, WebSocketEndpoint
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.requests import Request
@@ -68,10 +69,13 @@ def http_scope(method: str, **extra: Any) -> Scope:
 
 
 async def call_http(
-    endpoint: type[HTTPEndpoint], method: str, **scope_extra: Any
+    endpoint: type[HTTPEndpoint], method: str, handlers: Any = None, **scope_extra: Any
 ) -> tuple[int, dict[str, str], bytes]:
     server = FakeServer({"type": "http.request", "body": b"", "more_body": False})
-    await endpoint(http_scope(method, **scope_extra), server.receive, server.send)
+    scope = http_scope(method, **scope_extra)
+    if handlers is not None:  # as an application's ExceptionMiddleware publishes them
+        context_of(scope).exception_handlers = handlers
+    await endpoint(scope, server.receive, server.send)
     start, *bodies = server.sent
     assert start["type"] == "http.response.start"
     headers = {k.decode(): v.decode() for k, v in start["headers"]}
@@ -157,7 +161,7 @@ async def test_405_reaches_the_apps_exception_handlers() -> None:
 
     handlers: tuple[dict[Any, Any], dict[int, Any]] = ({HTTPException: on_http_error}, {})
     status, headers, body = await call_http(
-        Items, "PATCH", app=object(), **{"stellate.exception_handlers": handlers}
+        Items, "PATCH", app=object(), handlers=handlers
     )
     assert (status, body) == (405, b"custom 405")
     assert headers["allow"] == "GET, HEAD, POST, QUERY"
@@ -173,7 +177,7 @@ async def test_handler_errors_go_to_exception_handlers() -> None:
         return PlainTextResponse(str(exc), status_code=404)
 
     handlers: tuple[dict[Any, Any], dict[int, Any]] = ({LookupError: on_lookup}, {})
-    result = await call_http(Broken, "GET", **{"stellate.exception_handlers": handlers})
+    result = await call_http(Broken, "GET", handlers=handlers)
     assert (result[0], result[2]) == (404, b"no such item")
 
 

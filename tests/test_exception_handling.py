@@ -8,12 +8,10 @@ from typing import Any
 import anyio
 import pytest
 
+from stellate._context import StartTrackingSend, context_of, track_start
 from stellate._exception_handling import (
-    SCOPE_KEY,
-    StartTrackingSend,
     check_handler_key,
     lookup_handler,
-    track_start,
     wrap_app_handling_exceptions,
 )
 from stellate.exceptions import HTTPException
@@ -57,7 +55,7 @@ def http_scope(handlers: Any = None) -> Scope:
         "server": ("testserver", 80),
     }
     if handlers is not None:
-        scope[SCOPE_KEY] = handlers
+        context_of(scope).exception_handlers = handlers
     return scope
 
 
@@ -389,8 +387,8 @@ async def test_websocket_handler_is_awaited_and_nothing_else_is_sent() -> None:
         "query_string": b"",
         "root_path": "",
         "headers": [],
-        SCOPE_KEY: ({Base: handler}, {}),
     }
+    context_of(scope).exception_handlers = ({Base: handler}, {})
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -419,8 +417,8 @@ async def test_sync_websocket_handler_runs_in_a_thread() -> None:
         "type": "websocket",
         "path": "/",
         "headers": [],
-        SCOPE_KEY: ({Base: handler}, {}),
     }
+    context_of(scope).exception_handlers = ({Base: handler}, {})
 
     async def receive() -> Message:  # pragma: no cover - never called
         raise AssertionError

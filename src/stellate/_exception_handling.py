@@ -1,7 +1,7 @@
 """Turning exceptions raised by an ASGI app into responses, via registered handlers.
 
-``ExceptionMiddleware`` publishes the application's handlers in
-``scope["stellate.exception_handlers"]`` as ``(exception_handlers, status_handlers)``.
+``ExceptionMiddleware`` publishes the application's handlers in the request context
+(:mod:`stellate._context`) as ``(exception_handlers, status_handlers)``.
 Endpoints (``routing.request_response``, ``routing.websocket_session``) and the middleware
 itself handle what their app raises the same way (:func:`run_handling_exceptions`, or
 :func:`handle_http_exception` inlined on the HTTP hot path), so a handler answers the
@@ -28,52 +28,32 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from stellate._concurrency import is_async_callable, run_sync
+from stellate._context import StartTrackingSend, get_context, track_start
 from stellate.exceptions import HTTPException
 from stellate.requests import Request
-from stellate.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from stellate.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from stellate.requests import HTTPConnection
 
 __all__ = [
-    "StartTrackingSend",
     "handle_http_exception",
+    "handlers_of",
     "run_handling_exceptions",
-    "track_start",
     "wrap_app_handling_exceptions",
 ]
 
 ExceptionHandlers: TypeAlias = Mapping[Any, ExceptionHandler]
 StatusHandlers: TypeAlias = Mapping[int, ExceptionHandler]
 
-SCOPE_KEY = "stellate.exception_handlers"
 NO_HANDLERS: tuple[ExceptionHandlers, StatusHandlers] = ({}, {})
 
 
-class StartTrackingSend:
-    """``send``, remembering whether ``http.response.start`` went through it.
-
-    Every error-handling layer must know whether the response started before it may
-    answer an exception. Layers with nothing between them see the same messages, so they
-    share one tracker (:func:`track_start`) rather than each wrapping ``send`` again: each
-    message would otherwise pass through one more call per layer, on every request.
-    """
-
-    __slots__ = ("send", "started")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-        await self.send(message)
-
-
-def track_start(send: Send) -> StartTrackingSend:
-    """A tracker for ``send``: ``send`` itself if it is one (from a layer just outside)."""
-    return send if type(send) is StartTrackingSend else StartTrackingSend(send)
+def handlers_of(scope: Scope) -> tuple[ExceptionHandlers, StatusHandlers]:
+    """The exception handlers ``ExceptionMiddleware`` published for this request, if any."""
+    context = get_context(scope)
+    handlers = None if context is None else context.exception_handlers
+    return NO_HANDLERS if handlers is None else handlers
 
 
 def check_handler_key(key: object) -> None:
@@ -139,7 +119,7 @@ async def run_handling_exceptions(
     """
     # Read now, not when something is raised: a mounted application shares the scope
     # and publishes its own handlers in it, which are not this layer's.
-    handlers = (scope if conn is None else conn.scope).get(SCOPE_KEY, NO_HANDLERS)
+    handlers = handlers_of(scope if conn is None else conn.scope)
     if scope["type"] != "http":
         # A WebSocket handler talks to the connection itself, whatever was sent: no
         # need to follow the app's messages (every frame of the session would pay it).

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import anyio
 import anyio.abc
 
-from stellate._concurrency import collapse_excgroups, run_sync
+from stellate._concurrency import create_task_group, run_sync
 from stellate._conditional import (
     http_date,
     not_modified,
@@ -436,9 +436,8 @@ class FileResponse(Response):
                 message = await receive()
             group.cancel_scope.cancel()
 
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch, group)
-                finished = await work()
-                group.cancel_scope.cancel()
+        async with create_task_group() as group:
+            group.start_soon(watch, group)
+            finished = await work()
+            group.cancel_scope.cancel()
         return finished

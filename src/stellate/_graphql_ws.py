@@ -25,7 +25,7 @@ import anyio.abc
 import anyio.lowlevel
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationType
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
 from stellate._graphql_execution import (
     GraphQLRequestError,
     PreparedOperation,
@@ -90,10 +90,9 @@ class GraphQLWebSocketSession:
         if not offered:
             await self._close(4406, "Subprotocol not acceptable")
             return
-        with collapse_excgroups():
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                await self._run(task_group)
+        async with create_task_group() as task_group:
+            self._task_group = task_group
+            await self._run(task_group)
 
     async def _run(self, task_group: anyio.abc.TaskGroup) -> None:
         """The receive loop; when it ends, for whatever reason, so do the operations."""

@@ -18,7 +18,6 @@ stream too.)
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterable, Collection, Iterable, Mapping
 from datetime import datetime
 from functools import partial
@@ -27,10 +26,11 @@ from urllib.parse import quote
 
 import anyio
 
-from stellate._concurrency import collapse_excgroups, iterate_in_threads, run_sync
+from stellate._concurrency import create_task_group, iterate_in_threads, run_sync
+from stellate._context import StartTrackingSend
 from stellate._cookies import EPOCH, serialize_cookie
 from stellate._disconnect import disconnect_receive
-from stellate._exception_handling import StartTrackingSend
+from stellate._headers import encode_header
 from stellate._ranges import MalformedRangeHeader, RangeNotSatisfiable
 from stellate.background import BackgroundTask
 from stellate.datastructures import URL, MutableHeaders
@@ -53,36 +53,17 @@ __all__ = [
     "StreamingResponse",
 ]
 
-# RFC 9110 token: the characters a header name may use.
-_HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 # Kept as they are in a Location: RFC 3986 reserved characters (they give the URL its
 # structure) and "%" (the URL may already be percent-encoded). Everything else that is
 # not unreserved, including CR and LF, is percent-encoded.
 _LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%"
 
 
-def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
-    try:
-        raw_name = name.lower().encode("latin-1")
-        raw_value = value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"Header {name!r}: {value!r} has characters outside latin-1; encode the value "
-            "first (for example with urllib.parse.quote)."
-        ) from None
-    if not _HEADER_NAME.fullmatch(raw_name):
-        raise ValueError(f"Invalid header name {name!r}: it must be an HTTP token.")
-    if _FORBIDDEN_IN_VALUE.search(raw_value):
-        raise ValueError(f"Invalid value for header {name!r}: CR, LF and NUL are not allowed.")
-    return raw_name, raw_value
-
-
 def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     """The encoded ``Content-Type`` header for a media type and charset."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type += "; charset=" + charset
-    return _encode_header("content-type", media_type)
+    return encode_header("content-type", media_type)
 
 
 # Content-Type headers computed so far, by (media type, charset): a response is usually
@@ -147,7 +128,7 @@ class Response:
         """Encode ``headers`` into :attr:`raw_headers`, adding length and type if missing."""
         names: Collection[bytes]
         if headers:
-            raw_headers = [_encode_header(k, v) for k, v in headers.items()]
+            raw_headers = [encode_header(k, v) for k, v in headers.items()]
             names = {name for name, _ in raw_headers}
         else:
             raw_headers, names = [], ()
@@ -208,7 +189,7 @@ class Response:
             samesite=samesite,
             partitioned=partitioned,
         )
-        self.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+        self.raw_headers.append(encode_header("set-cookie", cookie))
 
     def delete_cookie(
         self,
@@ -424,10 +405,9 @@ class StreamingResponse(Response):
             await func()
             group.cancel_scope.cancel()
 
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(run_then_cancel, stream)
-                await run_then_cancel(partial(self.listen_for_disconnect, receive))
+        async with create_task_group() as group:
+            group.start_soon(run_then_cancel, stream)
+            await run_then_cancel(partial(self.listen_for_disconnect, receive))
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,13 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stellate._handler_policy import CANCEL_KEY, TIMEOUT_KEY, check_timeout, run_handler
+from stellate._body_limit import RequestBodyLimitResponder
+from stellate._handler_policy import (
+    check_timeout,
+    publish_policies,
+    resolve_policies,
+    run_handler,
+)
 from stellate._lifespan import (
     adapt_lifespan,
     run_lifespan,
@@ -52,7 +58,6 @@ from stellate.convertors import (
 )
 from stellate.datastructures import URL, URLPath
 from stellate.exceptions import HTTPException
-from stellate.middleware.body_limit import RequestBodyLimitResponder
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, RedirectResponse
 from stellate.types import ASGIApp, Lifespan, Receive, Scope, Send
@@ -337,9 +342,8 @@ class Route(_PathRoute):
         if self.max_body_size is not None:
             # Read per request, so that a limit set after construction applies.
             app = RequestBodyLimitResponder(app, self.max_body_size)
-        cancel, timeout = self.cancel_on_disconnect, self.timeout
-        no_cancel = cancel is False or (cancel is None and CANCEL_KEY not in scope)
-        if no_cancel and timeout is None and TIMEOUT_KEY not in scope:
+        cancel, timeout = resolve_policies(scope, self.cancel_on_disconnect, self.timeout)
+        if not cancel and timeout is None:
             # Neither policy applies (the common case): no need for run_handler's layer.
             await app(scope, receive, send)
             return
@@ -545,10 +549,7 @@ class Mount(_PathRoute):
         return self._match_prefix
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.cancel_on_disconnect is not None:
-            scope[CANCEL_KEY] = self.cancel_on_disconnect
-        if self.timeout is not None:
-            scope[TIMEOUT_KEY] = self.timeout
+        publish_policies(scope, self.cancel_on_disconnect, self.timeout)
         if self.max_body_size is not None and scope["type"] == "http":
             await RequestBodyLimitResponder(self.app, self.max_body_size)(scope, receive, send)
             return

@@ -30,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from stellate._concurrency import collapse_excgroups, iterate_in_threads, run_sync
+from stellate._concurrency import create_task_group, iterate_in_threads, run_sync
 from stellate._disconnect import get_multiplexer
 from stellate.background import BackgroundTask
 from stellate.responses import StreamingResponse
@@ -196,13 +196,12 @@ class EventSourceResponse(StreamingResponse):
 
     async def _run_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         channel = _Channel(send)
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(partial(self._send_events, channel, group.cancel_scope))
-                if self.ping is not None:
-                    group.start_soon(self._send_pings, channel, self.ping)
-                await self._wait_disconnect(scope, receive)
-                group.cancel_scope.cancel()
+        async with create_task_group() as group:
+            group.start_soon(partial(self._send_events, channel, group.cancel_scope))
+            if self.ping is not None:
+                group.start_soon(self._send_pings, channel, self.ping)
+            await self._wait_disconnect(scope, receive)
+            group.cancel_scope.cancel()
 
     async def _wait_disconnect(self, scope: Scope, receive: Receive) -> None:
         mux = get_multiplexer(scope)

@@ -23,7 +23,7 @@ import stat
 
 from stellate._concurrency import run_sync
 from stellate._conditional import is_not_modified, not_modified_headers
-from stellate._exception_handling import SCOPE_KEY
+from stellate._exception_handling import NO_HANDLERS, handlers_of
 from stellate._routing_paths import get_route_path
 from stellate.datastructures import URL, Headers
 from stellate.exceptions import HTTPException
@@ -113,7 +113,7 @@ class StaticFiles:
         try:
             response = await self.get_response(path, scope)
         except HTTPException as exc:
-            if SCOPE_KEY in scope:
+            if handlers_of(scope) is not NO_HANDLERS:
                 raise  # the application's handlers render it
             response = PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
         await response(scope, receive, send)

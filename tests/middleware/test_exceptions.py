@@ -7,7 +7,8 @@ from typing import Any
 import anyio
 import pytest
 
-from stellate._exception_handling import SCOPE_KEY
+from stellate._context import get_context
+from stellate._exception_handling import handlers_of
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.middleware.exceptions import ExceptionMiddleware
 from stellate.requests import Request
@@ -148,7 +149,7 @@ async def test_handlers_are_published_in_the_scope() -> None:
     seen: list[Any] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope[SCOPE_KEY])
+        seen.append(handlers_of(scope))
         await PlainTextResponse("ok")(scope, receive, send)
 
     async def handler(request: Request, exc: Exception) -> Response:  # pragma: no cover
@@ -182,7 +183,7 @@ async def test_other_scope_types_pass_straight_through() -> None:
     with pytest.raises(HTTPException):
         await ExceptionMiddleware(app)(scope, receive, send)
     assert seen == [scope]
-    assert SCOPE_KEY not in scope
+    assert get_context(scope) is None
 
 
 def test_http_exception_method_is_usable_directly() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from stellate import _debug_page
 from stellate._concurrency import is_async_callable, run_sync
-from stellate._exception_handling import track_start
+from stellate._context import track_start
 from stellate.requests import ClientDisconnect, Request
 from stellate.responses import HTMLResponse, PlainTextResponse, Response
 from stellate.types import ASGIApp, ExceptionHandler, Receive, Scope, Send

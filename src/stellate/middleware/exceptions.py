@@ -2,7 +2,7 @@
 
 ``ExceptionMiddleware`` holds the application's exception handlers (all of them but the
 one for 500/``Exception``, which belongs to ``ServerErrorMiddleware`` at the outside of the
-stack). It publishes them in ``scope["stellate.exception_handlers"]`` so each endpoint can
+stack). It publishes them in the request context (:mod:`stellate._context`) so each endpoint can
 answer its own exceptions (see ``stellate._exception_handling``), and catches what escapes
 the router itself: a ``404``/``405`` raised before any endpoint runs, say.
 
@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from stellate._context import context_of, track_start
 from stellate._exception_handling import (
-    SCOPE_KEY,
     check_handler_key,
     handle_http_exception,
     run_handling_exceptions,
-    track_start,
 )
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.requests import Request
@@ -76,7 +75,8 @@ class ExceptionMiddleware:
         if scope_type != "http" and scope_type != "websocket":
             await self.app(scope, receive, send)
             return
-        scope[SCOPE_KEY] = handlers = (self._exception_handlers, self._status_handlers)
+        handlers = (self._exception_handlers, self._status_handlers)
+        context_of(scope).exception_handlers = handlers
         if scope_type == "http":
             # run_handling_exceptions, inlined (every request's hot path); the handlers'
             # Request is built only if something is raised.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -26,7 +26,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
 from stellate.testing._transport import (
     HTTPExchange,
     LifespanDriver,
@@ -46,25 +46,6 @@ from stellate.testing._transport import (
 from stellate.types import ASGIApp, Message
 
 __all__ = ["AsyncTestClient", "AsyncWebSocketTestSession", "WebSocketDenialResponse"]
-
-
-@contextlib.contextmanager
-def _task_group_errors() -> Iterator[None]:
-    """Raise what went wrong inside the client's task groups as itself.
-
-    A task group wraps even the host's own exception in an exception group; the test
-    should see the error (or the group of several errors) that the client raised. Groups
-    of one are unwrapped layer by layer, then cancellation leaves are discounted as
-    :func:`~stellate._concurrency.collapse_excgroups` does.
-    """
-    try:
-        with collapse_excgroups():
-            yield
-    except BaseExceptionGroup as group:
-        inner: BaseException = group
-        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-            inner = inner.exceptions[0]
-        raise inner  # noqa: B904 - the group's own traceback holds nothing more
 
 
 class AsyncWebSocketTestSession:
@@ -213,13 +194,12 @@ class AsyncTestClient(httpx.AsyncClient):
         )
 
     async def __aenter__(self) -> Self:
-        with _task_group_errors():
-            await self._enter()
+        await self._enter()
         return self
 
     async def _enter(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            group = await stack.enter_async_context(anyio.create_task_group())
+            group = await stack.enter_async_context(create_task_group())
             # Exit callbacks run last-in first-out: shut the lifespan down, close the
             # responses the test left open, cancel what is left, leave the task group.
             stack.callback(group.cancel_scope.cancel)
@@ -240,8 +220,7 @@ class AsyncTestClient(httpx.AsyncClient):
     ) -> None:
         stack, self._exit_stack = self._exit_stack, None
         if stack is not None:
-            with _task_group_errors():
-                await stack.__aexit__(exc_type, exc_value, traceback)
+            await stack.__aexit__(exc_type, exc_value, traceback)
 
     @contextlib.asynccontextmanager
     async def websocket_connect(
@@ -270,14 +249,13 @@ class AsyncTestClient(httpx.AsyncClient):
             state=self.app_state,
         )
         channel = WebSocketChannel(self.app, scope)
-        with _task_group_errors():
-            async with self._session(channel) as session:
-                yield session
+        async with self._session(channel) as session:
+            yield session
 
     @staticmethod
     @contextlib.asynccontextmanager
     async def _session(channel: WebSocketChannel) -> AsyncIterator[AsyncWebSocketTestSession]:
-        async with anyio.create_task_group() as group:
+        async with create_task_group() as group:
             group.start_soon(channel.run)
             try:
                 await channel.connect()
