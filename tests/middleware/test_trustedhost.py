@@ -260,6 +260,23 @@ def test_in_app_forged_host_header(test_client_factory: Client) -> None:
         assert client.get("/", headers={"host": forged}).status_code == 400
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("host", "location"),
+    [
+        (b"internal-api:000443", b"http://www.internal-api:000443/p?q=1"),
+        (b"Internal-API:0000080", b"http://www.Internal-API:0000080/p?q=1"),
+    ],
+)
+async def test_www_redirect_keeps_a_valid_host_the_url_does_not_use(
+    host: bytes, location: bytes
+) -> None:
+    allowed = ["www." + host.decode().split(":")[0]]
+    sent = await call(TrustedHostMiddleware(raw_app, allowed_hosts=allowed), scope_with_host(host))
+    assert status(sent) == 307
+    assert dict(sent[0]["headers"])[b"location"] == location
+
+
 def test_in_app_www_redirect(test_client_factory: Client) -> None:
     app = make_app(allowed_hosts=["www.example.com"])
     client = test_client_factory(app, base_url="https://example.com", follow_redirects=False)

@@ -130,10 +130,12 @@ class TrustedHostMiddleware:
             await self.app(scope, receive, send)
             return
         if host is not None and self.www_redirect and ("www." + host) in self._exact:
-            # The target is an allowed host, built from the validated Host header: the
-            # redirect can only ever lead to this application.
-            url = URL(scope=scope)
-            redirect = url.replace(netloc="www." + url.netloc)
+            # The target is an allowed host, built from the validated Host header itself
+            # (the request URL may have fallen back to the server's address for a Host it
+            # does not use, such as a zero-padded port): the redirect can only ever lead
+            # to this application.
+            netloc = header_values(scope, b"host")[0].decode("latin-1")
+            redirect = URL(scope=scope).replace(netloc="www." + netloc)
             await send_refusal(RedirectResponse(redirect, status_code=307), scope, receive, send)
             return
         await send_refusal(
