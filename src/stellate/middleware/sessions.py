@@ -128,9 +128,9 @@ class SessionMiddleware:
 
     ``max_age`` (seconds, default 14 days) bounds how long a cookie is accepted and is
     sent as its ``Max-Age``; None makes it a browser-session cookie with no expiry.
-    ``https_only`` marks the cookie ``Secure``; ``same_site``, ``path``, ``domain`` and
+    ``https_only`` marks the cookie ``secure``; ``same_site``, ``path``, ``domain`` and
     ``partitioned`` become the cookie attributes of the same names. The cookie is always
-    ``HttpOnly``: scripts have no business reading it.
+    ``httponly``: scripts have no business reading it.
     """
 
     def __init__(
