@@ -173,6 +173,11 @@ class HTTPConnection(Mapping[str, Any]):
             "SessionMiddleware must be installed to access request.session"
         )
         session: dict[str, Any] = self.scope["session"]
+        # SessionMiddleware's Session counts a fetch as an access (the response then
+        # varies with the cookie); duck-typed so this module needs no itsdangerous.
+        mark_accessed = getattr(session, "mark_accessed", None)
+        if mark_accessed is not None:
+            mark_accessed()
         return session
 
     @property

@@ -141,7 +141,8 @@ async def test_cr_lf_are_never_reflected() -> None:
 async def test_request_without_any_host_is_refused() -> None:
     sent = await call(make_scope(host=None, server=None))
     assert sent[0]["status"] == 400
-    assert b"no host" in sent[1]["body"]
+    assert sent[1]["body"] == b"Invalid host header"
+    assert (b"content-type", b"text/plain; charset=utf-8") in sent[0]["headers"]
 
 
 # --------------------------------------------------------------------------- in an app
