@@ -640,3 +640,31 @@ def test_error_in_on_receive_surfaces_after_on_disconnect(echo_client: Any) -> N
         session.send_json("crash")
         session.receive_json()
     assert Echo.closes == [1011]
+
+
+def test_a_decode_override_can_refuse_a_frame_without_an_error(
+    test_client_factory: TestClientFactory,
+) -> None:
+    """What docs/endpoints.md advises: raise WebSocketException from decode()."""
+    from stellate.routing import WebSocketRoute
+
+    closes: list[int] = []
+
+    class NoEmptyFrames(WebSocketEndpoint):
+        encoding = "text"
+
+        async def decode(self, websocket: WebSocket, message: Message) -> Any:
+            if message.get("text") == "":
+                raise WebSocketException(4400, "empty frames are refused")
+            return await super().decode(websocket, message)
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            closes.append(close_code)
+
+    client = test_client_factory(make_app(WebSocketRoute("/ws", NoEmptyFrames)))
+    with client.websocket_connect("/ws") as session:  # raise_server_exceptions=True
+        session.send_text("")
+        with pytest.raises(WebSocketDisconnect) as info:
+            session.receive_text()
+    assert (info.value.code, info.value.reason) == (4400, "empty frames are refused")
+    assert closes == [4400]
