@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from stellate._concurrency import is_async_callable, run_sync
 from stellate.exceptions import HTTPException
 from stellate.requests import Request
 from stellate.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
-from stellate.websockets import WebSocket, WebSocketState
 
 if TYPE_CHECKING:
     from stellate.requests import HTTPConnection
+    from stellate.websockets import WebSocket
 
 __all__ = [
     "StartTrackingSend",
@@ -148,16 +148,16 @@ async def run_handling_exceptions(
     # and publishes its own handlers in it, which are not this layer's.
     handlers = (scope if conn is None else conn.scope).get(SCOPE_KEY, NO_HANDLERS)
     if scope["type"] != "http":
-        # A WebSocket handler talks to the connection itself, whatever was sent: no
-        # need to follow the app's messages (every frame of the session would pay it).
+        # The WebSocket's own state says whether the handshake was answered: no need to
+        # follow the app's messages (every frame of the session would pay it).
         try:
             await app(scope, receive, send)
         except Exception as exc:
             handler = lookup_handler(exc, *handlers)
             if handler is None:
                 raise
-            assert isinstance(conn, WebSocket), "a WebSocket scope needs its connection"
-            await answer_websocket_exception(handler, conn, exc)
+            assert conn is not None, "a WebSocket scope needs its connection"
+            await answer_websocket_exception(handler, cast("WebSocket", conn), exc)
         return
     tracked = track_start(send)
     try:
@@ -211,6 +211,9 @@ async def answer_websocket_exception(
     denial-response extension, becomes a close (which the server turns into a 403). Once
     the handshake was accepted or answered, no response can be sent any more.
     """
+    # Imported here: responses.py uses this module, and sits below websockets.py.
+    from stellate.websockets import WebSocketState
+
     response = await _call_handler(handler, websocket, exc)
     exc.__traceback__ = None  # Answered: see wrap_app_handling_exceptions.
     if response is None:
