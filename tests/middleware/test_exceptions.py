@@ -430,3 +430,19 @@ def test_default_answers_are_shared_only_where_nobody_can_change_them(
     for n in range(100):  # details that vary per request are answered, and not all kept
         assert client.get(f"/?detail=no+{n}").text == f"no {n}"
     assert len(many._answers) <= module._ANSWERS_KEPT
+
+
+async def test_a_shared_instance_answered_here_loses_its_traceback() -> None:
+    """Raised outside any route (here, by the app itself) and answered by the middleware."""
+    shared_http = HTTPException(401, "who?")
+    for _ in range(3):
+        assert (
+            response_of(await call(ExceptionMiddleware(raising(shared_http)), http_scope()))[0]
+            == 401
+        )
+        assert shared_http.__traceback__ is None
+    shared_ws = WebSocketException(4001, "no")
+    for _ in range(3):
+        sent = await run_websocket(raising(shared_ws))
+        assert sent == [{"type": "websocket.close", "code": 4001, "reason": "no"}]
+        assert shared_ws.__traceback__ is None
