@@ -16,7 +16,6 @@ duplicate operation id, 4429 a second ``connection_init``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from stellate._graphql_execution import (
     prepare,
     subscribe_prepared,
 )
+from stellate._json import parse_json
 from stellate.background import BackgroundTasks
 from stellate.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
@@ -128,7 +128,7 @@ class GraphQLWebSocketSession:
         if text is None:
             raise _ProtocolViolation(4400, "Invalid message: expected a JSON text frame")
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except ValueError:
             raise _ProtocolViolation(4400, "Invalid message: not valid JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
