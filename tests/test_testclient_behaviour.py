@@ -55,6 +55,13 @@ async def trailers(send: Send, headers: list[tuple[bytes, bytes]], *, more: bool
     await send({"type": "http.response.trailers", "headers": headers, "more_trailers": more})
 
 
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "lifespan.startup.complete"})
+    await receive()
+    await send({"type": "lifespan.shutdown.complete"})
+
+
 # --------------------------------------------------------------------------- public names
 
 
@@ -76,10 +83,7 @@ def test_asgi_type_aliases_are_importable() -> None:
 def test_lifespan_task_and_streams_are_exposed(test_client_factory: ClientFactory) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
+            await answer_lifespan(receive, send)
 
     with test_client_factory(app) as client:
         assert not client.task.done()
@@ -311,7 +315,8 @@ def test_empty_chunks_wait_for_the_reader(raw_test_client_factory: ClientFactory
     sent: list[int] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
+            await answer_lifespan(receive, send)
             return
         await start(send)
         for index in range(5):
@@ -701,6 +706,26 @@ async def test_async_client_stream_close_waits_for_the_app(anyio_backend: str) -
     async with AsyncTestClient(app) as client, client.stream("GET", "/") as response:
         assert await response.aiter_raw().__anext__() == b"done"
     assert events == ["background ran"]
+
+
+@pytest.mark.anyio
+async def test_async_client_aclose_ends_responses_left_open(anyio_backend: str) -> None:
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        await start(send)
+        try:
+            await body(send, b"first", more=True)
+            await anyio.sleep_forever()
+        finally:
+            outcome.append("ended")
+
+    async with AsyncTestClient(app) as client:
+        await client.send(client.build_request("GET", "/"), stream=True)
+        await client.aclose()
+        assert outcome == ["ended"]
 
 
 @pytest.mark.anyio

@@ -185,6 +185,12 @@ class _AsyncTestTransport(httpx.AsyncBaseTransport):
                     await exchange.aclose()
         return exchange.build_response(request, head, _ExchangeByteStream(exchange))
 
+    async def aclose(self) -> None:
+        """Cancel every response still open (``AsyncTestClient.aclose()``), as Starlette's
+        ``TestClient.close()`` does."""
+        for exchange in list(self.open_exchanges):
+            await exchange.aclose(cancel=True)
+
 
 class AsyncTestClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` whose requests go to an ASGI app in the current event loop.
