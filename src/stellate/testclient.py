@@ -298,9 +298,10 @@ class TestClient(httpx.Client):
     fill the scope keys of the same names. Requests follow redirects unless
     ``follow_redirects=False``; cookies the app sets are sent back on later requests.
 
-    Inside ``with``, :attr:`task` is the lifespan task's ``concurrent.futures.Future`` and
-    :attr:`stream_receive` / :attr:`stream_send` the lifespan message channels (to the app,
-    from the app), as in Starlette.
+    ``close()`` (httpx's, which closes the transport) cancels the responses left open and
+    stops their portals. Inside ``with``, :attr:`task` is the lifespan task's
+    ``concurrent.futures.Future`` and :attr:`stream_receive` / :attr:`stream_send` the
+    lifespan message channels (to the app, from the app), as in Starlette.
     """
 
     __test__ = False
@@ -392,11 +393,6 @@ class TestClient(httpx.Client):
         except WebSocketUpgrade as upgrade:
             return WebSocketTestSession(self.app, upgrade.scope, self._portal_factory)
         raise RuntimeError("Expected WebSocket upgrade")
-
-    def close(self) -> None:
-        """Close the client; responses left open are cancelled and their portals stopped."""
-        self._test_transport.close()
-        super().close()
 
     def __enter__(self) -> Self:
         with contextlib.ExitStack() as stack:
