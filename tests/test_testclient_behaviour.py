@@ -181,6 +181,23 @@ def test_disconnect_only_after_the_final_trailers(test_client_factory: ClientFac
     assert seen == ["before trailers", "http.disconnect"]
 
 
+def test_closing_before_the_trailers_cancels_the_app(test_client_factory: ClientFactory) -> None:
+    outcome: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send, trailers=True)
+        await body(send, b"data")
+        try:
+            await anyio.sleep_forever()  # computing the trailers
+        finally:
+            outcome.append("cancelled")
+
+    with test_client_factory(app).stream("GET", "/") as response:
+        assert next(response.iter_raw()) == b"data"
+    assert outcome == ["cancelled"]
+    assert response.extensions["http.response.trailers"] == []
+
+
 @pytest.mark.parametrize(
     ("messages", "error"),
     [
