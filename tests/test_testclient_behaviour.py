@@ -785,3 +785,17 @@ def test_httpx_module_is_the_clients_library() -> None:
 
     assert issubclass(TestClient, library.Client)
     assert library is httpx or library.__name__ == "httpx2"
+
+
+# --------------------------------------------------------------------------- kept answers
+
+
+def test_non_utf8_response_header_is_decoded(test_client_factory: ClientFactory) -> None:
+    # Kept: Starlette's client raises UnicodeDecodeError on such a header.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"x-name", b"caf\xe9")]}
+        )
+        await body(send)
+
+    assert test_client_factory(app).get("/").headers["x-name"] == "café"
