@@ -9,11 +9,13 @@ speaks ASGI lives here, once:
 * :class:`HTTPExchange` runs one request through the app. Its :meth:`~HTTPExchange.run`
   coroutine is meant to be started in a task group owned by the client (or awaited inline),
   while the client waits for :meth:`~HTTPExchange.wait_head` and then pulls body chunks with
-  :meth:`~HTTPExchange.next_chunk`. The body travels through a memory object stream, so a
-  streamed response is handed to the caller as soon as the app has sent
+  :meth:`~HTTPExchange.next_chunk`. The response messages travel through a memory object
+  stream, so a streamed response is handed to the caller as soon as the app has sent
   ``http.response.start``, and the app is held back by the stream's buffer until the caller
-  reads. Closing the exchange early cancels the app, inside the cancel scope that
-  :meth:`~HTTPExchange.run` owns, so nothing outlives the client.
+  reads. Closing the exchange before its last message was received cancels the app, inside
+  the cancel scope that :meth:`~HTTPExchange.run` owns; closing it after waits for the app
+  (its background tasks) to return. Either way nothing outlives the client.
+* :func:`as_asgi3` and :func:`is_asgi3` decide how an app given to a client is called.
 * :class:`WebSocketChannel` does the same for a WebSocket session.
 * :class:`LifespanDriver` drives the ``lifespan`` protocol.
 
