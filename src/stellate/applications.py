@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from stellate._app_concurrency import LoopLimiter, serve_lifespan
 from stellate._concurrency import current_limiter
+from stellate._defaults import Derivations, derive_missing
 from stellate._disconnect import SCOPE_KEY as _RECEIVE_KEY
 from stellate._disconnect import ReceiveMultiplexer
 from stellate._exception_handling import check_handler_key
@@ -48,6 +49,9 @@ P = ParamSpec("P")
 #: Legacy startup/shutdown callbacks: sync or async, called with no arguments.
 _EventHandler = Callable[[], Any]
 
+#: The default ``shutdown_timeout``, in seconds.
+_SHUTDOWN_TIMEOUT = 30.0
+
 
 class Stellate:
     """An ASGI application: routes, middleware, exception handlers and a lifespan.
@@ -68,10 +72,17 @@ class Stellate:
     router: Router
     exception_handlers: dict[Any, ExceptionHandler]
     user_middleware: list[Middleware]
-    middleware_stack: ASGIApp | None
-    max_body_size: int | None
-    _debug: bool
-    _debug_layers: list[ServerErrorMiddleware | ExceptionMiddleware]
+    tasks: TaskSupervisor
+    # Class-level defaults, for subclasses that do not call this __init__ (FastAPI's
+    # application sets only what Starlette's constructor sets); the mutable attributes
+    # above are derived on first use (_DERIVED).
+    middleware_stack: ASGIApp | None = None
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool = False
+    timeout: float | None = None
+    _limiter: LoopLimiter | None = None
+    _debug: bool = False
+    _debug_layers: Sequence[ServerErrorMiddleware | ExceptionMiddleware] = ()
 
     def __init__(
         self: AppType,
@@ -84,7 +95,7 @@ class Stellate:
         on_shutdown: Sequence[_EventHandler] | None = None,
         *,
         max_body_size: int | None = None,
-        shutdown_timeout: float = 30.0,
+        shutdown_timeout: float = _SHUTDOWN_TIMEOUT,
         cancel_on_disconnect: bool = False,
         timeout: float | None = None,
         thread_limit: int | None = None,
@@ -117,6 +128,11 @@ class Stellate:
         self.cancel_on_disconnect = cancel_on_disconnect
         self.timeout = check_timeout(timeout)
         self._limiter = None if thread_limit is None else LoopLimiter(thread_limit)
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            return derive_missing(self, name, _DERIVED)
 
     @property
     def debug(self) -> bool:
@@ -272,6 +288,15 @@ class Stellate:
     def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         """Serve requests for ``host`` with ``app`` (see ``routing.Host``)."""
         self.router.host(host, app=app, name=name)
+
+
+_DERIVED: Derivations = {
+    "state": lambda app: State(),
+    "router": lambda app: Router(),
+    "exception_handlers": lambda app: {},
+    "user_middleware": lambda app: [],
+    "tasks": lambda app: TaskSupervisor(_SHUTDOWN_TIMEOUT),
+}
 
 
 def _checked_middleware(entry: Middleware) -> Middleware:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from stellate._defaults import Derivations, derive_missing
 from stellate._handler_policy import CANCEL_KEY, TIMEOUT_KEY, check_timeout, run_handler
 from stellate._lifespan import (
     adapt_lifespan,
@@ -197,6 +198,21 @@ class _PathRoute(BaseRoute):
     path_regex: re.Pattern[str]
     path_format: str
     param_convertors: dict[str, Convertor[Any]]
+    _exact: str | None
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            return derive_missing(self, name, self._derived)
+
+    #: For subclasses that set Starlette's attributes themselves instead of calling
+    #: __init__ (FastAPI's APIRoute compiles its own path): what stellate adds, derived.
+    _derived: Derivations = {
+        "_exact": lambda route: None if route.param_convertors else route.path,
+        "path_regex": lambda route: _compile(route.path, f"path {route.path!r}")[0],
+        "path_format": lambda route: _compile(route.path, f"path {route.path!r}")[1],
+        "param_convertors": lambda route: _compile(route.path, f"path {route.path!r}")[2],
+    }
 
     def _prepare(self, what: str) -> None:
         self.path_regex, self.path_format, self.param_convertors = _compile(self.path, what)
@@ -258,6 +274,13 @@ class Route(_PathRoute):
     ``GET`` because a HEAD answer is a GET answer without its body.
     """
 
+    # Defaults for subclasses that do not call __init__ (FastAPI's APIRoute).
+    methods: set[str] | None = None
+    include_in_schema: bool = True
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool | None = None
+    timeout: float | None = None
+
     def __init__(
         self,
         path: str,
@@ -289,7 +312,7 @@ class Route(_PathRoute):
         else:
             self.app = endpoint
         self.app = wrap_middleware(self.app, middleware)
-        self.methods: set[str] | None = None
+        self.methods = None
         if methods is not None:
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
@@ -475,6 +498,19 @@ class Mount(_PathRoute):
     _matches_whole_path = False
 
     _scope_types = _HTTP_AND_WEBSOCKET
+
+    # Defaults for subclasses that do not call __init__.
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool | None = None
+    timeout: float | None = None
+    _derived: Derivations = {
+        **_PathRoute._derived,
+        "_base_app": lambda mount: mount.app,
+        "_convertors_with_tail": lambda mount: {
+            **mount.param_convertors,
+            "path": CONVERTOR_TYPES["path"],
+        },
+    }
 
     def __init__(
         self,
@@ -668,6 +704,16 @@ class Router:
     matches (a 404 by default).
     """
 
+    # Defaults for subclasses that do not call __init__; the rest is derived (_ROUTER).
+    redirect_slashes: bool = True
+    max_body_size: int | None = None
+    _indexed_version = _named_version = -1
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+
+        def __getattr__(self, name: str) -> Any:
+            return derive_missing(self, name, _ROUTER)
+
     def __init__(
         self,
         routes: Sequence[BaseRoute] | None = None,
@@ -857,6 +903,16 @@ class Router:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(routes={list(self.routes)!r})"
+
+
+_ROUTER: Derivations = {
+    "_routes": lambda router: RouteList(()),
+    "default": lambda router: router.not_found,
+    "on_startup": lambda router: [],
+    "on_shutdown": lambda router: [],
+    "lifespan_context": lambda router: adapt_lifespan(None),
+    "middleware_stack": lambda router: router.app,
+}
 
 
 def _dispatch_info(route: BaseRoute) -> DispatchInfo:
