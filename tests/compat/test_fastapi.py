@@ -420,9 +420,7 @@ def test_truncated_multipart_keeps_the_complete_parts(client_factory: ClientFact
     app = FastAPI()
 
     @app.post("/upload")
-    async def upload(
-        note: Annotated[str, Form()], file: Annotated[UploadFile, File()]
-    ) -> int:
+    async def upload(note: Annotated[str, Form()], file: Annotated[UploadFile, File()]) -> int:
         return len(await file.read())
 
     body = (
@@ -481,9 +479,7 @@ def test_websocket_with_dependencies(client_factory: ClientFactory) -> None:
     app = FastAPI()
 
     @app.websocket("/ws/{room}")
-    async def chat(
-        websocket: WebSocket, room: str, user: Annotated[str, Depends(token)]
-    ) -> None:
+    async def chat(websocket: WebSocket, room: str, user: Annotated[str, Depends(token)]) -> None:
         await websocket.accept()
         try:
             while True:
