@@ -42,15 +42,32 @@ def _starlette_modules() -> dict[str, ModuleType]:
 
 
 @pytest.fixture
-def bridge() -> Iterator[ModuleType]:
+def no_real_starlette() -> Iterator[None]:
+    """No Starlette module imported (another test may have imported the real one).
+
+    Those found are set aside and put back afterwards; whatever the test imported under
+    the ``starlette`` name is dropped.
+    """
+    real = _starlette_modules()
+    for name in real:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        for name in _starlette_modules():
+            del sys.modules[name]
+        sys.modules.update(real)
+
+
+@pytest.fixture
+def bridge(no_real_starlette: None) -> Iterator[ModuleType]:
     """The bridge installed; afterwards uninstalled, with ``sys.modules`` as it was."""
-    before = _starlette_modules()
     compat.install()
     try:
         yield compat
     finally:
         compat.uninstall()
-    assert _starlette_modules() == before
+    assert _starlette_modules() == {}
     assert not compat.is_installed()
     assert not hasattr(stellate.applications, "Starlette")
 
@@ -96,6 +113,7 @@ def test_install_is_idempotent(bridge: ModuleType) -> None:
     assert compat.is_installed()
 
 
+@pytest.mark.usefixtures("no_real_starlette")
 def test_uninstall_finds_the_real_starlette_again() -> None:
     compat.install()
     import starlette.routing as bridged
@@ -106,15 +124,12 @@ def test_uninstall_finds_the_real_starlette_again() -> None:
         real = importlib.import_module("starlette.routing")
     except ModuleNotFoundError:
         pytest.skip("the real starlette is not installed")  # pragma: no cover
-    try:
-        assert real is not bridged
-        assert real.__name__ == "starlette.routing"
-        assert "stellate" not in (real.__file__ or "")
-    finally:
-        for name in _starlette_modules():
-            del sys.modules[name]
+    assert real is not bridged
+    assert real.__name__ == "starlette.routing"
+    assert "stellate" not in (real.__file__ or "")
 
 
+@pytest.mark.usefixtures("no_real_starlette")
 def test_already_imported_real_modules_warn_once_and_are_restored() -> None:
     try:
         real = importlib.import_module("starlette.datastructures")
@@ -136,8 +151,21 @@ def test_already_imported_real_modules_warn_once_and_are_restored() -> None:
         compat.uninstall()
     assert sys.modules["starlette.datastructures"] is real
     assert set(_starlette_modules()) == real_names
-    for name in real_names:
-        del sys.modules[name]
+
+
+@pytest.mark.usefixtures("no_real_starlette")
+def test_a_warning_turned_error_leaves_nothing_installed() -> None:
+    try:
+        importlib.import_module("starlette.types")
+    except ModuleNotFoundError:
+        pytest.skip("the real starlette is not installed")  # pragma: no cover
+    real = _starlette_modules()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", compat.StarletteAlreadyImportedWarning)
+        with pytest.raises(compat.StarletteAlreadyImportedWarning):
+            compat.install()
+    assert not compat.is_installed()
+    assert _starlette_modules() == real
 
 
 def test_missing_module_says_so(bridge: ModuleType) -> None:

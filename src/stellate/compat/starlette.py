@@ -276,25 +276,27 @@ def install() -> None:
     global _bridge
     if _bridge is not None:
         return
+    displaced = sorted(name for name in sys.modules if _is_starlette_name(name))
+    if displaced:
+        # Before anything changes: a warning turned into an error leaves no trace.
+        warnings.warn(
+            "stellate.compat.starlette.install(): real Starlette modules were already "
+            f"imported: {', '.join(displaced)}. Imports from now on give stellate's "
+            "modules; objects already taken from those stay Starlette's. Install the "
+            "bridge before importing FastAPI or Starlette.",
+            StarletteAlreadyImportedWarning,
+            stacklevel=2,
+        )
     bridge = _Bridge()
-    for name in [name for name in sys.modules if _is_starlette_name(name)]:
+    for name in displaced:
         bridge.displaced[name] = sys.modules.pop(name)
     sys.meta_path.insert(0, bridge.finder)
     sys.modules[_PREFIX] = bridge.root
+    _bridge = bridge
     # Hooked now, not on first import through the bridge: ``from starlette.middleware
     # import body_limit`` reaches an already imported submodule as a plain attribute.
     for name in _extra_names():
         bridge.hook(importlib.import_module(name))
-    _bridge = bridge
-    if bridge.displaced:
-        warnings.warn(
-            "stellate.compat.starlette.install(): real Starlette modules were already "
-            f"imported: {', '.join(sorted(bridge.displaced))}. Imports from now on give "
-            "stellate's modules; objects already taken from those stay Starlette's. "
-            "Install the bridge before importing FastAPI or Starlette.",
-            StarletteAlreadyImportedWarning,
-            stacklevel=2,
-        )
 
 
 def uninstall() -> None:
