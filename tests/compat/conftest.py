@@ -52,6 +52,7 @@ class Sandbox:
 
     def __init__(self) -> None:
         self.modules: dict[str, Any] = {}
+        self.outside: dict[str, Any] = {}
 
     def enter(self) -> set[str]:
         with warnings.catch_warnings():
@@ -59,6 +60,10 @@ class Sandbox:
             # Starlette in this process: the bridge sets it aside, as it should.
             warnings.simplefilter("ignore", bridge.StarletteAlreadyImportedWarning)
             bridge.install()
+        # Likewise a FastAPI imported outside the sandbox, on the real Starlette.
+        self.outside = {name: module for name, module in sys.modules.items() if _bridged(name)}
+        for name in self.outside:
+            del sys.modules[name]
         sys.modules.update(self.modules)
         return set(sys.modules)
 
@@ -67,6 +72,7 @@ class Sandbox:
             self.modules[name] = sys.modules[name]
         for name in self.modules:
             sys.modules.pop(name, None)
+        sys.modules.update(self.outside)
         bridge.uninstall()
 
     @contextlib.contextmanager
