@@ -395,3 +395,23 @@ def test_route_subclass_setting_starlettes_attributes(
     assert router.url_path_for("_hello", item_id=5) == "/items/5"
     with test_client_factory(app) as client:
         assert client.get("/items/4").text == "hello {'item_id': 4}"
+
+
+def test_mount_subclass_setting_only_public_attributes(
+    test_client_factory: Callable[..., Any],
+) -> None:
+    from stellate.routing import Mount, Route, Router
+
+    class MyMount(Mount):
+        def __init__(self, path: str, app: Any, name: str | None = None) -> None:
+            self.path = path
+            self.app = app
+            self.name = name
+
+    inner = Router(routes=[Route("/hello", _hello, name="hello")])
+    outer = Router(routes=[MyMount("/users/{user}", inner, name="users")])
+    with test_client_factory(outer) as client:
+        assert client.get("/users/ann/hello").text == "hello {'user': 'ann'}"
+        assert client.get("/users/ann").status_code == 404
+    assert outer.url_path_for("users:hello", user="bob") == "/users/bob/hello"
+    assert outer.url_path_for("users", user="bob", path="/x") == "/users/bob/x"

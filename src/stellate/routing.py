@@ -125,6 +125,15 @@ def _compile(template: str, what: str) -> tuple[re.Pattern[str], str, dict[str, 
         raise ValueError(f"invalid {what}: {exc}") from None
 
 
+def _compile_mount(
+    prefix: str, what: str
+) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
+    """A mount's regex (the prefix and any tail), and the prefix's own format and convertors."""
+    regex, path_format, convertors = _compile(prefix + "/{path:path}", what)
+    del convertors["path"]
+    return regex, path_format[: -len("/{path}")], convertors
+
+
 def _merge_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
     """Path params seen by the child: its own on top of those of enclosing mounts."""
     outer = scope.get("path_params")
@@ -504,7 +513,10 @@ class Mount(_PathRoute):
     cancel_on_disconnect: bool | None = None
     timeout: float | None = None
     _derived: Derivations = {
-        **_PathRoute._derived,
+        "_exact": _PathRoute._derived["_exact"],
+        "path_regex": lambda mount: _compile_mount(mount.path, f"mount {mount.path!r}")[0],
+        "path_format": lambda mount: _compile_mount(mount.path, f"mount {mount.path!r}")[1],
+        "param_convertors": lambda mount: _compile_mount(mount.path, f"mount {mount.path!r}")[2],
         "_base_app": lambda mount: mount.app,
         "_convertors_with_tail": lambda mount: {
             **mount.param_convertors,
@@ -536,12 +548,9 @@ class Mount(_PathRoute):
         self.timeout = check_timeout(timeout)
         self._base_app: ASGIApp = Router(routes=routes) if app is None else app
         self.app = wrap_middleware(self._base_app, middleware)
-        self.path_regex, self.path_format, self.param_convertors = _compile(
-            self.path + "/{path:path}", f"path {path!r} of mount {name!r}"
+        self.path_regex, self.path_format, self.param_convertors = _compile_mount(
+            self.path, f"path {path!r} of mount {name!r}"
         )
-        # The format and convertors users see are the prefix's, without the tail.
-        self.path_format = self.path_format[: -len("/{path}")]
-        del self.param_convertors["path"]
         self._convertors_with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
 
     @property
