@@ -627,3 +627,36 @@ def test_fastapi_testclient_is_stellates() -> None:
     import stellate.testclient
 
     assert TestClient is stellate.testclient.TestClient
+
+
+def test_max_body_size(client_factory: ClientFactory) -> None:
+    app = FastAPI(max_body_size=10)
+
+    @app.post("/json")
+    def read_json(data: dict[str, Any]) -> int:
+        return len(data)
+
+    @app.post("/ignore")
+    def ignore_body() -> int:
+        return 1
+
+    def streamed() -> Iterator[bytes]:
+        yield b'{"a": "'
+        yield b"x" * 100
+        yield b'"}'
+
+    with client_factory(app) as client:
+        small = client.post("/json", json={"a": 1})
+        # Read while streaming in (no Content-Length): the limit's HTTPException(413)
+        # reaches FastAPI's handler, which renders its detail as JSON.
+        over = client.post(
+            "/json", content=streamed(), headers={"content-type": "application/json"}
+        )
+        # Declared over the limit and never read: the limiter answers 413 itself.
+        declared = client.post("/ignore", content=b"x" * 100)
+    assert small.status_code == 200
+    assert over.status_code == 413
+    assert over.json() == {"detail": "Content Too Large"}
+    assert declared.status_code == 413
+    assert declared.headers["content-type"] == "text/plain; charset=utf-8"
+    assert declared.text == "Content Too Large"
