@@ -39,6 +39,7 @@ BRIDGED_PACKAGES = frozenset(
         "asgi_correlation_id",
         "slowapi",
         "starlette_exporter",
+        "ariadne",
     }
 )
 

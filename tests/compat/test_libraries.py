@@ -181,3 +181,33 @@ def test_starlette_exporter_metrics(client_factory: ClientFactory) -> None:
     assert 'path="/hello/{name}"' in counted[0]
     assert 'status_code="200"' in counted[0]
     assert counted[0].endswith(" 2.0")
+
+
+def test_ariadne_asgi_graphql(client_factory: ClientFactory) -> None:
+    from ariadne import QueryType, make_executable_schema
+    from ariadne.asgi import GraphQL
+
+    query = QueryType()
+
+    @query.field("hello")
+    def resolve_hello(_: Any, info: Any, name: str = "stranger") -> str:
+        user_agent = info.context["request"].headers.get("user-agent", "")
+        return f"Hello, {name} ({user_agent})!"
+
+    schema = make_executable_schema(
+        'type Query { hello(name: String = "stranger"): String! }', query
+    )
+    app = FastAPI()
+    app.mount("/graphql", GraphQL(schema))
+
+    with client_factory(app) as client:
+        response = client.post(
+            "/graphql/",
+            json={"query": '{ hello(name: "ann") }'},
+            headers={"user-agent": "compat"},
+        )
+        invalid = client.post("/graphql/", json={"query": "{ nope }"})
+    assert response.status_code == 200
+    assert response.json() == {"data": {"hello": "Hello, ann (compat)!"}}
+    assert invalid.status_code == 400
+    assert "nope" in invalid.json()["errors"][0]["message"]
