@@ -15,13 +15,13 @@ changing the declarations could only be silently ignored, so it is an error inst
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from stellate._app_concurrency import LoopLimiter, serve_lifespan
 from stellate._concurrency import current_limiter
-from stellate._defaults import Derivations, derive_missing
 from stellate._disconnect import SCOPE_KEY as _RECEIVE_KEY
 from stellate._disconnect import ReceiveMultiplexer
 from stellate._exception_handling import check_handler_key
@@ -72,10 +72,9 @@ class Stellate:
     router: Router
     exception_handlers: dict[Any, ExceptionHandler]
     user_middleware: list[Middleware]
-    tasks: TaskSupervisor
     # Class-level defaults, for subclasses that do not call this __init__ (FastAPI's
-    # application sets only what Starlette's constructor sets); the mutable attributes
-    # above are derived on first use (_DERIVED).
+    # application sets only what Starlette's constructor sets); ``tasks`` is made on
+    # first use.
     middleware_stack: ASGIApp | None = None
     max_body_size: int | None = None
     cancel_on_disconnect: bool = False
@@ -129,10 +128,14 @@ class Stellate:
         self.timeout = check_timeout(timeout)
         self._limiter = None if thread_limit is None else LoopLimiter(thread_limit)
 
-    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
+    @functools.cached_property
+    def tasks(self) -> TaskSupervisor:
+        """The supervisor of the application's lifespan tasks (see ``shutdown_timeout``).
 
-        def __getattr__(self, name: str) -> Any:
-            return derive_missing(self, name, _DERIVED)
+        Set by ``__init__``; made here, with the default timeout, for a subclass that
+        does not call it.
+        """
+        return TaskSupervisor(_SHUTDOWN_TIMEOUT)
 
     @property
     def debug(self) -> bool:
@@ -288,15 +291,6 @@ class Stellate:
     def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         """Serve requests for ``host`` with ``app`` (see ``routing.Host``)."""
         self.router.host(host, app=app, name=name)
-
-
-_DERIVED: Derivations = {
-    "state": lambda app: State(),
-    "router": lambda app: Router(),
-    "exception_handlers": lambda app: {},
-    "user_middleware": lambda app: [],
-    "tasks": lambda app: TaskSupervisor(_SHUTDOWN_TIMEOUT),
-}
 
 
 def _checked_middleware(entry: Middleware) -> Middleware:

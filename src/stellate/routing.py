@@ -19,7 +19,6 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stellate._defaults import Derivations, derive_missing
 from stellate._handler_policy import CANCEL_KEY, TIMEOUT_KEY, check_timeout, run_handler
 from stellate._lifespan import (
     adapt_lifespan,
@@ -207,21 +206,10 @@ class _PathRoute(BaseRoute):
     path_regex: re.Pattern[str]
     path_format: str
     param_convertors: dict[str, Convertor[Any]]
-    _exact: str | None
-
-    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
-
-        def __getattr__(self, name: str) -> Any:
-            return derive_missing(self, name, self._derived)
-
-    #: For subclasses that set Starlette's attributes themselves instead of calling
-    #: __init__ (FastAPI's APIRoute compiles its own path): what stellate adds, derived.
-    _derived: Derivations = {
-        "_exact": lambda route: None if route.param_convertors else route.path,
-        "path_regex": lambda route: _compile(route.path, f"path {route.path!r}")[0],
-        "path_format": lambda route: _compile(route.path, f"path {route.path!r}")[1],
-        "param_convertors": lambda route: _compile(route.path, f"path {route.path!r}")[2],
-    }
+    # None: match with ``path_regex``, always right. ``_prepare`` sets the exact string
+    # of a template without parameters; a subclass that compiles its own path (FastAPI's
+    # APIRoute, which skips __init__) keeps this default.
+    _exact: str | None = None
 
     def _prepare(self, what: str) -> None:
         self.path_regex, self.path_format, self.param_convertors = _compile(self.path, what)
@@ -508,21 +496,11 @@ class Mount(_PathRoute):
 
     _scope_types = _HTTP_AND_WEBSOCKET
 
-    # Defaults for subclasses that do not call __init__.
+    # Defaults for subclasses that do not call __init__ (they set ``app`` themselves).
     max_body_size: int | None = None
     cancel_on_disconnect: bool | None = None
     timeout: float | None = None
-    _derived: Derivations = {
-        "_exact": _PathRoute._derived["_exact"],
-        "path_regex": lambda mount: _compile_mount(mount.path, f"mount {mount.path!r}")[0],
-        "path_format": lambda mount: _compile_mount(mount.path, f"mount {mount.path!r}")[1],
-        "param_convertors": lambda mount: _compile_mount(mount.path, f"mount {mount.path!r}")[2],
-        "_base_app": lambda mount: mount.app,
-        "_convertors_with_tail": lambda mount: {
-            **mount.param_convertors,
-            "path": CONVERTOR_TYPES["path"],
-        },
-    }
+    _base_app: ASGIApp | None = None
 
     def __init__(
         self,
@@ -546,17 +524,20 @@ class Mount(_PathRoute):
         # Handed down to the routes inside, which use them unless they set their own.
         self.cancel_on_disconnect = cancel_on_disconnect
         self.timeout = check_timeout(timeout)
-        self._base_app: ASGIApp = Router(routes=routes) if app is None else app
+        self._base_app = Router(routes=routes) if app is None else app
         self.app = wrap_middleware(self._base_app, middleware)
         self.path_regex, self.path_format, self.param_convertors = _compile_mount(
             self.path, f"path {path!r} of mount {name!r}"
         )
-        self._convertors_with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
+
+    def _mounted(self) -> ASGIApp:
+        """The mounted app or table, inside any middleware given to this mount."""
+        return self.app if self._base_app is None else self._base_app
 
     @property
     def routes(self) -> list[BaseRoute]:
         """The mounted table (empty for an app without one)."""
-        return getattr(self._base_app, "routes", [])
+        return getattr(self._mounted(), "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in _HTTP_AND_WEBSOCKET:
@@ -603,9 +584,8 @@ class Mount(_PathRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # A path inside the mounted app: url_path_for("static", path="/css/a.css").
             params = dict(path_params, path=str(path_params["path"]).lstrip("/"))
-            path, remaining = replace_params(
-                self.path_format + "/{path}", self._convertors_with_tail, params
-            )
+            with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
+            path, remaining = replace_params(self.path_format + "/{path}", with_tail, params)
             if not remaining:
                 return URLPath(path=path)
         elif self.name is None or name.startswith(self.name + ":"):
@@ -621,7 +601,7 @@ class Mount(_PathRoute):
             return None
         prefix, _ = replace_params(self.path_format, self.param_convertors, own)
         rest = {key: value for key, value in path_params.items() if key not in own}
-        url = _child_url(self._base_app, child_name, rest)
+        url = _child_url(self._mounted(), child_name, rest)
         if url is None:
             return None
         return URLPath(path=prefix + str(url), protocol=url.protocol, host=url.host)  # type: ignore[arg-type]
@@ -713,15 +693,10 @@ class Router:
     matches (a 404 by default).
     """
 
-    # Defaults for subclasses that do not call __init__; the rest is derived (_ROUTER).
+    # Defaults for subclasses that set Starlette's attributes instead of calling __init__.
     redirect_slashes: bool = True
     max_body_size: int | None = None
     _indexed_version = _named_version = -1
-
-    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute
-
-        def __getattr__(self, name: str) -> Any:
-            return derive_missing(self, name, _ROUTER)
 
     def __init__(
         self,
@@ -860,8 +835,12 @@ class Router:
         """Run the ASGI lifespan protocol around ``lifespan_context``."""
         app = scope.get("app", self)
         context = self.lifespan_context(app)
-        if self.on_startup or self.on_shutdown:
-            context = with_event_handlers(context, self.on_startup, self.on_shutdown)
+        # Read with a default: Starlette 1.x's Router no longer sets them, so a subclass
+        # that sets Starlette's attributes itself may not have them.
+        on_startup = getattr(self, "on_startup", None) or ()
+        on_shutdown = getattr(self, "on_shutdown", None) or ()
+        if on_startup or on_shutdown:
+            context = with_event_handlers(context, on_startup, on_shutdown)
         await run_lifespan(context, scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
@@ -912,16 +891,6 @@ class Router:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(routes={list(self.routes)!r})"
-
-
-_ROUTER: Derivations = {
-    "_routes": lambda router: RouteList(()),
-    "default": lambda router: router.not_found,
-    "on_startup": lambda router: [],
-    "on_shutdown": lambda router: [],
-    "lifespan_context": lambda router: adapt_lifespan(None),
-    "middleware_stack": lambda router: router.app,
-}
 
 
 def _dispatch_info(route: BaseRoute) -> DispatchInfo:
