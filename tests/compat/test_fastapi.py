@@ -23,6 +23,7 @@ from fastapi import (
     Form,
     HTTPException,
     Request,
+    Response,
     UploadFile,
     WebSocket,
     WebSocketDisconnect,
@@ -31,6 +32,7 @@ from fastapi import (
 )
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -660,3 +662,65 @@ def test_max_body_size(client_factory: ClientFactory) -> None:
     assert declared.status_code == 413
     assert declared.headers["content-type"] == "text/plain; charset=utf-8"
     assert declared.text == "Content Too Large"
+
+
+def test_security_dependencies(client_factory: ClientFactory) -> None:
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+    basic = HTTPBasic()
+    app = FastAPI()
+
+    @app.get("/me")
+    def me(token: Annotated[str, Depends(oauth2)]) -> dict[str, str]:
+        return {"token": token}
+
+    @app.get("/basic")
+    def basic_user(credentials: Annotated[HTTPBasicCredentials, Depends(basic)]) -> str:
+        return credentials.username
+
+    with client_factory(app) as client:
+        anonymous = client.get("/me")
+        bearer = client.get("/me", headers={"Authorization": "Bearer abc"})
+        no_basic = client.get("/basic")
+        alice = client.get("/basic", auth=("alice", "secret"))
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert anonymous.json() == {"detail": "Not authenticated"}
+    assert bearer.json() == {"token": "abc"}
+    assert no_basic.status_code == 401
+    assert no_basic.headers["www-authenticate"] == "Basic"
+    assert alice.json() == "alice"
+
+
+def test_response_parameter_and_url_for(client_factory: ClientFactory) -> None:
+    app = FastAPI()
+
+    @app.get("/target/{name}")
+    def target(name: str) -> str:
+        return name
+
+    @app.get("/resp")
+    def resp(response: Response, request: Request) -> dict[str, str]:
+        response.headers["X-Extra"] = "1"
+        response.status_code = 202
+        return {"url": str(request.url_for("target", name="x"))}
+
+    with client_factory(app) as client:
+        response = client.get("/resp")
+    assert response.status_code == 202
+    assert response.headers["x-extra"] == "1"
+    assert response.json() == {"url": "http://testserver/target/x"}
+
+
+def test_dependency_overrides(client_factory: ClientFactory) -> None:
+    def real_user() -> str:
+        raise AssertionError("the override must be used")
+
+    app = FastAPI()
+
+    @app.get("/user")
+    def user(name: Annotated[str, Depends(real_user)]) -> str:
+        return name
+
+    app.dependency_overrides[real_user] = lambda: "test user"
+    with client_factory(app) as client:
+        assert client.get("/user").json() == "test user"
