@@ -80,7 +80,7 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, anyio.get_cancelled_exc_class())
 
 
-def _raise_only_error(group: BaseExceptionGroup[BaseException]) -> None:
+def raise_only_error(group: BaseExceptionGroup[BaseException]) -> None:
     """Raise the one error ``group`` carries besides cancellations; return if it has more.
 
     Only ``group``'s direct members are looked at: a member that is itself an exception
@@ -127,7 +127,7 @@ class _OwnTaskGroup:
         try:
             return await self._group.__aexit__(exc_type, exc, traceback)
         except BaseExceptionGroup as group:
-            _raise_only_error(group)
+            raise_only_error(group)
             raise
 
 

@@ -15,6 +15,7 @@ changing the declarations could only be silently ignored, so it is an error inst
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -49,6 +50,9 @@ P = ParamSpec("P")
 #: Legacy startup/shutdown callbacks: sync or async, called with no arguments.
 _EventHandler = Callable[[], Any]
 
+#: The default ``shutdown_timeout``, in seconds.
+_SHUTDOWN_TIMEOUT = 30.0
+
 
 class Stellate:
     """An ASGI application: routes, middleware, exception handlers and a lifespan.
@@ -69,10 +73,16 @@ class Stellate:
     router: Router
     exception_handlers: dict[Any, ExceptionHandler]
     user_middleware: list[Middleware]
-    middleware_stack: ASGIApp | None
-    max_body_size: int | None
-    _debug: bool
-    _debug_layers: list[ServerErrorMiddleware | ExceptionMiddleware]
+    # Class-level defaults, for subclasses that do not call this __init__ (FastAPI's
+    # application sets only what Starlette's constructor sets); ``tasks`` is made on
+    # first use.
+    middleware_stack: ASGIApp | None = None
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool = False
+    timeout: float | None = None
+    _limiter: LoopLimiter | None = None
+    _debug: bool = False
+    _debug_layers: Sequence[ServerErrorMiddleware | ExceptionMiddleware] = ()
 
     def __init__(
         self: AppType,
@@ -85,7 +95,7 @@ class Stellate:
         on_shutdown: Sequence[_EventHandler] | None = None,
         *,
         max_body_size: int | None = None,
-        shutdown_timeout: float = 30.0,
+        shutdown_timeout: float = _SHUTDOWN_TIMEOUT,
         cancel_on_disconnect: bool = False,
         timeout: float | None = None,
         thread_limit: int | None = None,
@@ -118,6 +128,15 @@ class Stellate:
         self.cancel_on_disconnect = cancel_on_disconnect
         self.timeout = check_timeout(timeout)
         self._limiter = None if thread_limit is None else LoopLimiter(thread_limit)
+
+    @functools.cached_property
+    def tasks(self) -> TaskSupervisor:
+        """The supervisor of the application's lifespan tasks (see ``shutdown_timeout``).
+
+        Set by ``__init__``; made here, with the default timeout, for a subclass that
+        does not call it.
+        """
+        return TaskSupervisor(_SHUTDOWN_TIMEOUT)
 
     @property
     def debug(self) -> bool:

@@ -274,11 +274,19 @@ class JSONResponse(Response):
         super().__init__(content, status_code, headers, media_type, background)
 
     def render(self, content: Any) -> bytes:
+        if json.dumps is not _STDLIB_DUMPS:
+            # Someone patched ``responses.json`` (or ``json.dumps`` itself), as code
+            # written for Starlette does to change every JSON body: it takes effect.
+            dumped: str = json.dumps(
+                content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+            )
+            return dumped.encode("utf-8")
         return _JSON_ENCODER.encode(content).encode("utf-8")
 
 
 # Built once: json.dumps with these options would build the same encoder per response.
 _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_STDLIB_DUMPS = json.dumps
 
 
 class RedirectResponse(Response):
