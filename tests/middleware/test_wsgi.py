@@ -650,3 +650,46 @@ async def test_responder_serves_one_request(anyio_backend: str) -> None:
     await WSGIResponder(hello_app, http_scope())(receive, send)
     assert sent[0]["status"] == 200
     assert b"".join(message["body"] for message in sent[1:]) == b"Hello, world!"
+
+
+async def test_cancellation_does_not_raise_inside_the_wsgi_app(anyio_backend: str) -> None:
+    caught: list[BaseException] = []
+    finished: list[bool] = []
+    resume = threading.Event()
+    first_body = anyio.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        write = start_response("200 OK", [])
+        write(b"1")
+        assert resume.wait(timeout=5)
+        try:
+            write(b"2")  # the request is gone: dropped, not an exception in the app
+        except BaseException as exc:
+            caught.append(exc)
+            raise
+        finished.append(True)
+        return []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            first_body.set()
+
+    scope = anyio.CancelScope()
+
+    async def request() -> None:
+        with scope:
+            await WSGIMiddleware(app)(http_scope(), receive, send)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(request)
+            await first_body.wait()
+            scope.cancel()
+            await anyio.wait_all_tasks_blocked()
+            resume.set()
+    assert scope.cancelled_caught
+    assert caught == []
+    assert finished == [True]

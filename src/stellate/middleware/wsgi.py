@@ -183,6 +183,7 @@ class WSGIResponder:
         self.receive_stream: MemoryObjectReceiveStream[Message]
         # Set in the worker thread when the loop no longer takes messages.
         self._abandoned = False
+        self._cancelled: type[BaseException]  # the running backend's, set per call
 
     async def __call__(self, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
@@ -190,6 +191,7 @@ class WSGIResponder:
         self.send_stream, self.receive_stream = anyio.create_memory_object_stream[Message](
             _BUFFERED_MESSAGES
         )
+        self._cancelled = anyio.get_cancelled_exc_class()
         failure: Exception | None = None
         with collapse_excgroups():
             async with anyio.create_task_group() as group:
@@ -221,8 +223,10 @@ class WSGIResponder:
             return
         try:
             anyio.from_thread.run(self.send_stream.send, message)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            # The request is over (cancelled, or sending failed): stop producing.
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, self._cancelled):
+            # The request is over (cancelled, or sending failed): stop producing. Trio
+            # raises the request's cancellation here; it is not lost, the request task
+            # raises it when the thread returns.
             self._abandoned = True
 
     def start_response(
