@@ -761,3 +761,57 @@ def test_metrics_without_tracing(otel: Telemetry, test_client_factory: Client) -
 def test_excluded_requests_record_no_metrics(otel: Telemetry, test_client_factory: Client) -> None:
     test_client_factory(otel.wrap(raw_app, excluded_urls="/health")).get("/health")
     assert otel.points("http.server.request.duration") == []
+
+
+def test_excluded_urls_entries_must_be_str() -> None:
+    with pytest.raises(TypeError):
+        OpenTelemetryMiddleware(raw_app, excluded_urls=["/a", b"/b"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("server", "excluded", "traced"),
+    [
+        (("testserver", 80), "^http://testserver/health$", False),
+        (("testserver", 8000), "^http://testserver:8000/health$", False),
+        (None, "^/health$", False),
+        (None, "^http", True),
+    ],
+)
+async def test_excluded_url_without_a_host_header(
+    otel: Telemetry, anyio_backend: str, server: Any, excluded: str, traced: bool
+) -> None:
+    await call(
+        otel.wrap(raw_app, excluded_urls=[excluded]), http_scope(path="/health", server=server)
+    )
+    assert len(otel.spans()) == (1 if traced else 0)
+
+
+def test_template_of_a_table_mounted_twice(otel: Telemetry, test_client_factory: Client) -> None:
+    shared = Router([Route("/items/{id}", hello)])
+    app = Stellate(
+        routes=[Mount("/a/{x}", app=shared), Mount("/b/{y}/c", app=shared)],
+        middleware=[otel.middleware()],
+    )
+    client = test_client_factory(app)
+    client.get("/b/2/c/items/3")
+    client.get("/a/1/items/3")
+    assert [span.name for span in otel.spans()] == [
+        "GET /b/{y}/c/items/{id}",
+        "GET /a/{x}/items/{id}",
+    ]
+
+
+def test_template_through_a_host(otel: Telemetry, test_client_factory: Client) -> None:
+    inner = Router([Mount("/org/{org}", routes=[Route("/u/{uid}", hello)])])
+    app = Stellate(routes=[Host("{sub}.example.com", inner)], middleware=[otel.middleware()])
+    client = test_client_factory(app, base_url="http://api.example.com")
+    client.get("/org/acme/u/7")
+    assert otel.span().name == "GET /org/{org}/u/{uid}"
+
+
+def test_placed_inside_a_mount_the_prefix_is_a_template_too(
+    otel: Telemetry, test_client_factory: Client
+) -> None:
+    mount = Mount("/org/{org}", routes=[Route("/u/{uid}", hello)], middleware=[otel.middleware()])
+    test_client_factory(Stellate(routes=[mount]), root_path="/srv").get("/srv/org/acme/u/7")
+    assert otel.span().name == "GET /srv/org/{org}/u/{uid}"

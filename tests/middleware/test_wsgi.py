@@ -693,3 +693,11 @@ async def test_cancellation_does_not_raise_inside_the_wsgi_app(anyio_backend: st
     assert scope.cancelled_caught
     assert caught == []
     assert finished == [True]
+
+
+async def test_a_body_before_start_response_raises(anyio_backend: str) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        return [b"too early"]
+
+    with pytest.raises(RuntimeError, match="before start_response"):
+        await serve(app)

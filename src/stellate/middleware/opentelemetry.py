@@ -154,42 +154,43 @@ def _concretely(mounts: list[Mount], mounted_path: str) -> bool:
     return rest == "/"
 
 
-def _templated_prefix(scope: Scope, entry: Scope, target: Route | Mount) -> str | None:
+def _templated_prefix(scope: Scope, target: Route | Mount) -> str | None:
     """The mount prefixes down to ``target`` as templates (``/org/{org}``), when findable.
 
     The router records only the innermost route, so the mounts on the way are found by
-    walking the table from the router down to it (done only when a mount had path
-    parameters); the one chain whose prefixes match the request's is used.
+    walking the table from the outermost router down to it (only when a mount had path
+    parameters); the one chain whose prefixes match the request's is used. The first
+    mount recorded the root path it found (``app_root_path``): the templates follow it.
     """
-    router = scope.get("router")
+    routes = getattr(scope.get("router"), "routes", None)
+    base: str | None = scope.get("app_root_path")
     root_path: str = scope.get("root_path", "")
-    entry_root: str = entry["root_path"]
-    if entry["router"] is not None or router is None or not root_path.startswith(entry_root):
+    if routes is None or base is None or not root_path.startswith(base):
         return None
-    mounted_path = root_path[len(entry_root) :]
+    mounted_path = root_path[len(base) :]
     own = set(target.param_convertors)
     mount_params = set(scope.get("path_params") or ()) - own
     if isinstance(target, Mount):
         mount_params |= own
     if not mount_params or not mounted_path:
         return None
-    chains = _mount_chains(router.routes, target)
+    chains = _mount_chains(routes, target)
     if isinstance(target, Mount):
         chains = [[*chain, target] for chain in chains]
     matching = [chain for chain in chains if _concretely(chain, mounted_path)]
     if len(matching) != 1:
         return None
     mounts = matching[0][:-1] if isinstance(target, Mount) else matching[0]
-    return entry_root + "".join(mount.path_format for mount in mounts)
+    return base + "".join(mount.path_format for mount in mounts)
 
 
-def _route_template(scope: Scope, entry: Scope) -> str | None:
+def _route_template(scope: Scope) -> str | None:
     """``http.route``: the route the request was dispatched to, as a template, if any."""
     target = scope.get("route")
     if not isinstance(target, Route | Mount):
         return None
     root_path: str = scope.get("root_path", "")
-    prefix = _templated_prefix(scope, entry, target)
+    prefix = _templated_prefix(scope, target)
     if isinstance(target, Route):
         return (root_path if prefix is None else prefix) + target.path_format
     return root_path if prefix is None else prefix + target.path_format
@@ -272,7 +273,6 @@ class OpenTelemetryMiddleware:
     async def _observe(self, scope: Scope, receive: Receive, send: Send) -> None:
         attributes = _request_attributes(scope)
         method: str = attributes["http.request.method"]
-        entry = {"root_path": scope.get("root_path", ""), "router": scope.get("router")}
         parent, kind = self._parent(scope)
         span = None
         if self._traced:
@@ -297,7 +297,7 @@ class OpenTelemetryMiddleware:
             raise
         finally:
             otel_context.detach(token)
-            route = _route_template(scope, entry)
+            route = _route_template(scope)
             self._end_span(request, method, route)
             if self._metrics is not None:
                 self._metrics.active.add(-1, metric_attributes)
