@@ -15,7 +15,7 @@ from stellate._concurrency import current_limiter
 from stellate.applications import Stellate
 from stellate.exceptions import StellateDeprecationWarning
 from stellate.routing import Mount
-from stellate.types import Message, Scope
+from stellate.types import Message, Receive, Scope
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StellateDeprecationWarning)
@@ -46,15 +46,28 @@ def http_scope(**changes: Any) -> Scope:
     return scope
 
 
+def connection(*messages: Message) -> Receive:
+    """A server's ``receive``: these messages (an empty body by default), then it waits.
+
+    The wait is the connection staying open: a disconnect is one of ``messages``.
+    """
+    incoming = list(messages or [{"type": "http.request", "body": b""}])
+
+    async def receive() -> Message:
+        if incoming:
+            return incoming.pop(0)
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    return receive
+
+
 async def serve(
     app: Any, scope: Scope | None = None, requests: list[Message] | None = None
 ) -> list[Message]:
     """Messages the middleware sends for one request (the error, if any, propagates)."""
-    incoming = list(requests or [{"type": "http.request", "body": b""}])
+    receive = connection(*(requests or []))
     sent: list[Message] = []
-
-    async def receive() -> Message:
-        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -248,12 +261,19 @@ async def test_body_in_several_messages_is_read_whole(anyio_backend: str) -> Non
 
 
 async def test_disconnect_ends_the_body(anyio_backend: str) -> None:
+    bodies: list[bytes] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        bodies.append(environ["wsgi.input"].read())
+        start_response("200 OK", [])
+        return [b"nobody is listening"]
+
     requests: list[Message] = [
         {"type": "http.request", "body": b"ab", "more_body": True},
         {"type": "http.disconnect"},
     ]
-    sent = await serve(echo_environ_app, http_scope(method="POST"), requests)
-    assert sent[2]["body"] == b"\nbody=ab"
+    await serve(app, http_scope(method="POST"), requests)
+    assert bodies == [b"ab"]
 
 
 async def test_status_and_headers(anyio_backend: str) -> None:
@@ -300,8 +320,7 @@ async def test_start_is_sent_before_the_first_chunk_is_produced(anyio_backend: s
 
     sent: list[Message] = []
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -436,8 +455,7 @@ async def test_exception_while_iterating_after_chunks(anyio_backend: str) -> Non
         yield b"two"
         raise ValueError("midway")
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -461,8 +479,7 @@ def error_page_app(environ: Environ, start_response: StartResponse) -> list[byte
 async def test_exc_info_is_raised_after_the_whole_response(anyio_backend: str) -> None:
     sent: list[Message] = []
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -495,8 +512,7 @@ async def test_exc_info_after_the_start_keeps_the_status(anyio_backend: str) -> 
 
     sent: list[Message] = []
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -540,8 +556,7 @@ async def test_a_slow_client_holds_the_app_back(anyio_backend: str) -> None:
             produced.append(number)
             yield b"%d," % number
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -579,8 +594,7 @@ async def test_cancelled_request_stops_at_the_next_chunk(anyio_backend: str) -> 
         finally:
             closed.append(True)
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.body":
@@ -625,8 +639,7 @@ async def test_a_failing_send_stops_the_app_and_propagates(anyio_backend: str) -
         finally:
             closed.append(True)
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.body":
@@ -641,8 +654,7 @@ async def test_a_failing_send_stops_the_app_and_propagates(anyio_backend: str) -
 async def test_responder_serves_one_request(anyio_backend: str) -> None:
     sent: list[Message] = []
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -670,8 +682,7 @@ async def test_cancellation_does_not_raise_inside_the_wsgi_app(anyio_backend: st
         finished.append(True)
         return []
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b""}
+    receive = connection()
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.body":
@@ -701,3 +712,37 @@ async def test_a_body_before_start_response_raises(anyio_backend: str) -> None:
 
     with pytest.raises(RuntimeError, match="before start_response"):
         await serve(app)
+
+
+async def test_a_client_that_leaves_stops_an_endless_stream(anyio_backend: str) -> None:
+    produced: list[int] = []
+    closed: list[bool] = []
+    first_body = anyio.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        try:
+            for number in range(100_000):  # "endless": far more than the test waits for
+                produced.append(number)
+                yield b"tick"
+        finally:
+            closed.append(True)
+
+    body_sent = False
+
+    async def receive() -> Message:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": b""}
+        await first_body.wait()
+        return {"type": "http.disconnect"}  # a server that drops later sends silently
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            first_body.set()
+
+    with anyio.fail_after(10):
+        await WSGIMiddleware(app)(http_scope(), receive, send)
+    assert len(produced) < 100_000
+    assert closed == [True]

@@ -14,7 +14,9 @@ How a request crosses over:
   fill up, the thread waits: a WSGI app that streams cannot run ahead of its client.
 * When the request ends early (a cancelled request, a client that went away), the thread
   cannot be interrupted: the buffer is closed, the thread's next hand-over fails, and the
-  iteration stops there and closes the result, as PEP 3333 asks.
+  iteration stops there and closes the result, as PEP 3333 asks. The client's leaving is
+  watched for while the response is sent, so an endless stream does not hold a thread
+  for ever behind a server that drops what is sent to a closed connection.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from stellate._concurrency import collapse_excgroups, run_sync
+from stellate._disconnect import disconnect_receive
 from stellate._headers import encode_header
 from stellate._urls import DEFAULT_PORTS
 from stellate.exceptions import StellateDeprecationWarning
@@ -128,6 +131,13 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
+async def _cancel_on_disconnect(listen: Receive, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` when the client disconnects: the response has no one to go to."""
+    while (await listen())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
 def _response_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     encoded = []
     for name, value in headers:
@@ -192,17 +202,21 @@ class WSGIResponder:
             _BUFFERED_MESSAGES
         )
         self._cancelled = anyio.get_cancelled_exc_class()
+        listen = disconnect_receive(self.scope, receive)
         failure: Exception | None = None
         with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(self.sender, send)
-                try:
-                    await run_sync(self.wsgi, environ, self.start_response)
-                except Exception as exc:
-                    # Raised after the sender has sent what the app produced before it.
-                    failure = exc
-                finally:
-                    self.send_stream.close()
+            async with anyio.create_task_group() as request:
+                request.start_soon(_cancel_on_disconnect, listen, request.cancel_scope)
+                async with anyio.create_task_group() as response:
+                    response.start_soon(self.sender, send)
+                    try:
+                        await run_sync(self.wsgi, environ, self.start_response)
+                    except Exception as exc:
+                        # Raised once the sender has sent what the app produced before it.
+                        failure = exc
+                    finally:
+                        self.send_stream.close()
+                request.cancel_scope.cancel()  # the response is complete: stop listening
         # The wait for the thread is shielded: a cancellation that arrived meanwhile
         # (the reason the thread stopped early) is delivered here, not lost.
         await anyio.lowlevel.checkpoint_if_cancelled()
