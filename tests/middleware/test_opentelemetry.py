@@ -815,3 +815,10 @@ def test_placed_inside_a_mount_the_prefix_is_a_template_too(
     mount = Mount("/org/{org}", routes=[Route("/u/{uid}", hello)], middleware=[otel.middleware()])
     test_client_factory(Stellate(routes=[mount]), root_path="/srv").get("/srv/org/acme/u/7")
     assert otel.span().name == "GET /srv/org/{org}/u/{uid}"
+
+
+def test_the_first_traceparent_wins(otel: Telemetry, test_client_factory: Client) -> None:
+    other = "00-11111111111111111111111111111111-2222222222222222-01"
+    headers = [("traceparent", TRACEPARENT), ("traceparent", other)]
+    test_client_factory(otel.wrap(raw_app)).get("/", headers=headers)
+    assert otel.span().context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
