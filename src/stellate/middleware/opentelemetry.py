@@ -28,7 +28,7 @@ except ImportError:
     ) from None
 
 from stellate import __version__
-from stellate._urls import _host_header, _server_netloc, split_netloc
+from stellate._urls import _host_header, _server_netloc, query_text, split_netloc
 from stellate.routing import BaseRoute, Host, Mount, Route
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,11 +67,11 @@ def _url_patterns(excluded_urls: str | Iterable[str]) -> list[re.Pattern[str]]:
 
 
 def _query_text(raw: bytes) -> str:
-    """The query string as text; bytes that are not UTF-8 are percent-encoded, never an error."""
+    """The query string as text: UTF-8 as sent, else percent-encoded; never an error."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "".join(chr(byte) if byte < 0x80 else f"%{byte:02X}" for byte in raw)
+        return query_text(raw)
 
 
 def _request_url(scope: Scope) -> str:
