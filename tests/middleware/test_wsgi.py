@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+import stellate.middleware
 from stellate._concurrency import current_limiter
 from stellate.applications import Stellate
 from stellate.exceptions import StellateDeprecationWarning
@@ -93,15 +94,15 @@ def echo_environ_app(environ: Environ, start_response: StartResponse) -> list[by
 # --- the module ------------------------------------------------------------------------
 
 
-def test_import_warns_at_the_importing_line() -> None:
-    saved = sys.modules.pop("stellate.middleware.wsgi")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            line = sys._getframe().f_lineno + 1
-            import stellate.middleware.wsgi  # noqa: F401
-    finally:
-        sys.modules["stellate.middleware.wsgi"] = saved
+def test_import_warns_at_the_importing_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh import, undone afterwards: the rest of the suite keeps the first module.
+    monkeypatch.delitem(sys.modules, "stellate.middleware.wsgi")
+    monkeypatch.delattr(stellate.middleware, "wsgi")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = sys._getframe().f_lineno + 1
+        from stellate.middleware import wsgi as fresh
+    assert fresh is not wsgi
     assert len(caught) == 1
     warning = caught[0]
     assert warning.category is StellateDeprecationWarning
@@ -746,3 +747,8 @@ async def test_a_client_that_leaves_stops_an_endless_stream(anyio_backend: str) 
         await WSGIMiddleware(app)(http_scope(), receive, send)
     assert len(produced) < 100_000
     assert closed == [True]
+
+
+def test_the_reimport_is_undone() -> None:
+    assert sys.modules["stellate.middleware.wsgi"] is wsgi
+    assert stellate.middleware.wsgi is wsgi
