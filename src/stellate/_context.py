@@ -54,9 +54,18 @@ class RequestContext:
     ``exception_handlers``: ``(by class, by status)``, published by ``ExceptionMiddleware``.
     ``cancel_on_disconnect`` / ``timeout``: the policies an application or mount hands
     down to its routes (None: not set by anyone).
+    ``traced``: an ``OpenTelemetryMiddleware`` already observes the request (an inner one,
+    in a mounted application, stays out of the way: one span per request).
     """
 
-    __slots__ = ("body_counter", "cancel_on_disconnect", "exception_handlers", "receive", "timeout")
+    __slots__ = (
+        "body_counter",
+        "cancel_on_disconnect",
+        "exception_handlers",
+        "receive",
+        "timeout",
+        "traced",
+    )
 
     def __init__(self, receive: ReceiveMultiplexer | None = None) -> None:
         self.receive = receive
@@ -64,6 +73,7 @@ class RequestContext:
         self.exception_handlers: tuple[Any, Any] | None = None
         self.cancel_on_disconnect: bool | None = None
         self.timeout: float | None = None
+        self.traced = False
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
