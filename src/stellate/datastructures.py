@@ -208,6 +208,10 @@ class URLPath(str):
 
     ``make_absolute_url(base_url)`` picks ``http``/``https`` or ``ws``/``wss`` to match
     the security of ``base_url``, so a route reversed inside an HTTPS request stays HTTPS.
+
+    The path is never scheme-relative: ``\\`` is written ``%5C`` (browsers read it as
+    ``/``) and a leading ``//`` as ``/%2F``, so a ``path`` parameter filled with
+    ``/evil.example`` cannot turn a redirect to the reversed path into one to another host.
     """
 
     protocol: str
@@ -217,7 +221,10 @@ class URLPath(str):
         cls, path: str, protocol: Literal["http", "websocket", ""] = "", host: str = ""
     ) -> URLPath:
         if protocol not in ("http", "websocket", ""):
-            raise ValueError(f"protocol must be 'http', 'websocket' or '', not {protocol!r}")
+            raise AssertionError(f"Unknown URL protocol {protocol!r}")
+        path = path.replace("\\", "%5C")
+        if path.startswith("//"):
+            path = "/%2F" + path[2:]
         return str.__new__(cls, path)
 
     def __init__(
