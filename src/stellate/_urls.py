@@ -31,7 +31,7 @@ __all__ = [
     "build_netloc",
     "parse_host",
     "query_text",
-    "safe_path",
+    "replaced_path",
     "split_netloc",
     "url_from_scope",
 ]
@@ -45,6 +45,7 @@ DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PATH_ESCAPES = str.maketrans(
     {"?": "%3F", "#": "%23", "\\": "%5C", "\t": "%09", "\r": "%0D", "\n": "%0A"}
 )
+_REPLACED_PATH_ESCAPES = str.maketrans({"\\": "%5C", "\t": "%09", "\r": "%0D", "\n": "%0A"})
 # In a query string only `#` (and the bytes urlsplit deletes) would be misread.
 _QUERY_ESCAPES = str.maketrans({"#": "%23", "\t": "%09", "\r": "%0D", "\n": "%0A"})
 
@@ -61,13 +62,22 @@ _IPV6_CHARACTERS = re.compile(r"[0-9A-Fa-f:.]+")
 _USERINFO_SAFE = "!$&'()*+,;=%-._~"
 
 
-def safe_path(path: str) -> str:
-    """Encode what would make ``path`` re-parse as something else inside a URL string.
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
-    A leading ``//`` is written ``/%2F``: on its own (a relative URL, a ``path=`` given to
-    ``URL.replace``) it would be read as the start of a network location.
+
+def replaced_path(path: str) -> str:
+    """A ``path=`` given to ``URL.replace``, made safe to paste into a URL string.
+
+    ``?`` and ``#`` keep their meaning (``"/a?b"`` sets the query too, as in Starlette);
+    ``\\``, tab, CR and LF are encoded, and so is a leading ``//``, which would otherwise
+    be read as a host by anything that uses the result as a relative reference.
     """
-    path = path.translate(_PATH_ESCAPES)
+    path = path.translate(_REPLACED_PATH_ESCAPES)
     if path.startswith("//"):
         path = "/%2F" + path[2:]
     return path
@@ -81,13 +91,8 @@ def _valid_literal(literal: str) -> bool:
     """
     if literal.startswith("v"):
         return _IP_FUTURE.fullmatch(literal) is not None
-    if _IPV6_CHARACTERS.fullmatch(literal) is None:  # also: no zone id
-        return False
-    try:
-        ipaddress.IPv6Address(literal)
-    except ValueError:
-        return False
-    return True
+    # The character check also refuses a zone id, which ipaddress would accept.
+    return _IPV6_CHARACTERS.fullmatch(literal) is not None and _is_ipv6(literal)
 
 
 def parse_host(value: str) -> tuple[str, str | None] | None:
@@ -186,8 +191,12 @@ def split_netloc(netloc: str) -> tuple[str | None, str, str | None]:
 def build_netloc(
     username: str | None, password: str | None, host: str, port: int | str | None
 ) -> str:
-    """Assemble a netloc, bracketing IPv6 hosts and encoding userinfo delimiters."""
-    if ":" in host and not host.startswith("["):
+    """Assemble a netloc, bracketing IPv6 hosts and encoding userinfo delimiters.
+
+    A host holding ``:`` is bracketed only when it is an IPv6 address: ``"b.test:82"``
+    is a host and port given in one piece, and is used as it is (as in Starlette).
+    """
+    if ":" in host and not host.startswith("[") and _is_ipv6(host):
         host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
     if username is None and password is None:

@@ -121,11 +121,8 @@ class URL:
 
     @property
     def port(self) -> int | None:
-        """The explicit port, or None; a malformed port reads as None rather than raising."""
-        try:
-            return self.components.port
-        except ValueError:
-            return None
+        """The explicit port, or None; a malformed one raises ``ValueError`` (urllib's)."""
+        return self.components.port
 
     @property
     def is_secure(self) -> bool:
@@ -136,8 +133,9 @@ class URL:
 
         Accepts ``scheme``, ``netloc``, ``path``, ``query``, ``fragment`` and the netloc
         parts ``username``, ``password``, ``hostname``, ``port`` (pass ``None`` to drop
-        one). Characters in ``path`` that cannot belong to a path (``?``, ``#``, ``\\``, a
-        leading ``//``) are percent-encoded so the path survives as a path.
+        one); anything else is a ``ValueError``. As in Starlette, ``?`` and ``#`` in
+        ``path`` start the query and fragment. A leading ``//`` and ``\\`` in ``path``
+        are percent-encoded, so the result never reads as a link to another host.
         """
         netloc_parts = {"username", "password", "hostname", "port"}
         if netloc_parts & kwargs.keys():
@@ -145,10 +143,10 @@ class URL:
                 {key: kwargs.pop(key) for key in netloc_parts & kwargs.keys()}
             )
         if "path" in kwargs:
-            kwargs["path"] = _urls.safe_path(kwargs["path"])
+            kwargs["path"] = _urls.replaced_path(kwargs["path"])
         unknown = kwargs.keys() - set(SplitResult._fields)
         if unknown:
-            raise TypeError(f"URL.replace() got unexpected components: {sorted(unknown)}")
+            raise ValueError(f"Got unexpected field names: {sorted(unknown)!r}")
         return URL(self.components._replace(**kwargs).geturl())
 
     def _replaced_netloc(self, changes: dict[str, Any]) -> str:
