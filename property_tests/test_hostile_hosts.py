@@ -64,7 +64,10 @@ def _valid_host(host: bytes) -> bool:
     if parsed is None:
         return False
     port = parsed[1]
-    return port is None or (len(port.lstrip("0")) <= 5 and int(port) <= 65535)
+    if port is None:
+        return True
+    significant = port.lstrip("0")
+    return len(port) <= 32 and len(significant) <= 5 and int(significant or 0) <= 65535
 
 
 @given(host_headers(), _ANY_PATH, st.sampled_from(["http", "https", "ws", "wss"]))

@@ -349,6 +349,8 @@ def test_url_from_minimal_scope() -> None:
         b"evil.com:70000",
         b"evil.com:123456",
         b"evil.com:0000065536",
+        b"evil.com:" + b"0" * 31 + b"80",  # too long to read back: refused, not a 500
+        b"evil.com:" + b"0" * 5000 + b"80",
         b"evil.com:",
         b"evil.com:12a",
         b"evil.com:80:80",

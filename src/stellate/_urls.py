@@ -57,6 +57,8 @@ _HOST_HEADER = re.compile(
 # RFC 3986 IPvFuture: a lower-case "v", a hex version, ".", then unreserved/sub-delims/":".
 _IP_FUTURE = re.compile(r"v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
 _IPV6_CHARACTERS = re.compile(r"[0-9A-Fa-f:.]+")
+# The longest port (zero-padded) a URL keeps; see _usable_port.
+_MAX_PORT_LENGTH = 32
 # The characters a username or password may carry unencoded inside a netloc. `%` is kept
 # so that values which are already percent-encoded pass through unchanged.
 _USERINFO_SAFE = "!$&'()*+,;=%-._~"
@@ -111,6 +113,19 @@ def parse_host(value: str) -> tuple[str, str | None] | None:
     return match.group("host"), match.group("port")
 
 
+def _usable_port(digits: str) -> bool:
+    """Whether a URL can carry this port: at most 5 significant digits, at most 65535.
+
+    Leading zeros are allowed (``:000443`` is port 443, as in Starlette), but not beyond
+    :data:`_MAX_PORT_LENGTH` characters: ``urlsplit`` would fail to read the port back
+    (Python refuses to convert thousands of digits), and ``url.port`` would raise.
+    """
+    significant = digits.lstrip("0")
+    return (
+        len(digits) <= _MAX_PORT_LENGTH and len(significant) <= 5 and int(significant or 0) <= 65535
+    )
+
+
 def _host_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The first ``Host`` header, as written, if it can name a URL's host, else None."""
     for name, value in headers:
@@ -121,7 +136,7 @@ def _host_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         if parsed is None:
             return None
         port = parsed[1]
-        if port is not None and (len(port.lstrip("0")) > 5 or int(port) > 65535):
+        if port is not None and not _usable_port(port):
             return None
         return text
     return None

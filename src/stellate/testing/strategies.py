@@ -182,6 +182,8 @@ _HOSTILE_HOSTS = [
     "good.example:80:80",
     "good.example:70000",
     "good.example:123456",
+    "good.example:" + "0" * 40 + "80",
+    "good.example:" + "0" * 5000 + "80",
     "good.example\r\nx",
     "good.example\tx",
     "",
