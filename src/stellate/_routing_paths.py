@@ -8,7 +8,7 @@ I/O, no knowledge of routes beyond their templates.
 Templates that do not start with ``/`` are *host* templates (``{tenant}.example.org``):
 they are matched against the ``Host`` header with its port removed, ignoring case,
 because hostnames are case-insensitive (RFC 9110 §4.2.3) and the port is not part of the
-name.
+name. Only a header that is a valid host (the grammar URLs use) is matched at all.
 """
 
 from __future__ import annotations

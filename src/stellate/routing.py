@@ -460,7 +460,8 @@ class Mount(_PathRoute):
     routes what remains and still builds correct absolute URLs. Parameters in the prefix
     (``/users/{username}``) join ``path_params``. Mounted routes are named
     ``"mount_name:route_name"``; ``url_path_for(mount_name, path=...)`` addresses a path
-    inside a mounted app (static files, a sub-application).
+    inside a mounted app (static files, a sub-application). Prefix parameters left out
+    when reversing stay ``{placeholders}`` in the result, as in Starlette.
     """
 
     _matches_whole_path = False
@@ -588,7 +589,9 @@ class Host(BaseRoute):
     """Route by hostname: ``Host("{tenant}.example.org", app)``.
 
     The ``Host`` header is matched without its port and ignoring case; parameters in the
-    host template join ``path_params``.
+    host template join ``path_params``. A missing or malformed header (userinfo, ``#``, a
+    bad port or IP literal) matches no ``Host`` route, so nothing is captured from it.
+    Parameters left out when reversing stay ``{placeholders}`` in the URL's host.
     """
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
