@@ -44,7 +44,9 @@ __all__ = [
     "UploadFile",
 ]
 
-#: Uploads are spooled in memory up to this many bytes, then roll over to a temporary file.
+#: The default size up to which uploads are spooled in memory before rolling over to a
+#: temporary file; the form parser reads ``MultiPartParser.spool_max_size``, which starts
+#: at this value and may be changed.
 MAX_SPOOL_SIZE = 1024 * 1024
 
 _KeyType = TypeVar("_KeyType")
@@ -711,9 +713,10 @@ class UploadFile:
     """A file uploaded in a multipart form, with async methods safe to call from handlers.
 
     The form parser spools uploads in a ``SpooledTemporaryFile`` (in memory up to
-    :data:`MAX_SPOOL_SIZE`, on disk beyond). While the data is in memory, reads and writes
-    are just memory copies and run inline; once it is on disk (or will be after this
-    write), they run in a worker thread so a slow disk never stalls the event loop.
+    ``MultiPartParser.spool_max_size`` bytes, on disk beyond). While the data is in memory,
+    reads and writes are just memory copies and run inline; once it is on disk (or will be
+    after this write), they run in a worker thread so a slow disk never stalls the event
+    loop.
     """
 
     def __init__(

@@ -7,9 +7,9 @@ buffered beyond what the result itself holds, and a file's next disk write:
 
 * text fields are bounded by ``max_part_size`` and their count by ``max_fields``;
 * file parts go straight into an :class:`~stellate.datastructures.UploadFile` (a
-  ``SpooledTemporaryFile``: memory up to 1 MiB, then disk), one chunk at a time while
-  in memory and then up to 256 KiB at a time, and the disk writes run in a worker thread
-  so the event loop never waits on the disk.
+  ``SpooledTemporaryFile``: memory up to ``spool_max_size``, then disk), one chunk at a
+  time while in memory and then up to 256 KiB at a time, and the disk writes run in a
+  worker thread so the event loop never waits on the disk.
 
 The state machines call back synchronously, but writing to a file is async, so the
 callbacks only *record* what happened; :meth:`MultiPartParser.parse` then does the I/O
@@ -46,7 +46,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser as _StateMachine
 from python_multipart.multipart import parse_options_header
 
-from stellate.datastructures import FormData, Headers, UploadFile
+from stellate.datastructures import MAX_SPOOL_SIZE, FormData, Headers, UploadFile
 from stellate.exceptions import StellateDeprecationWarning
 
 if TYPE_CHECKING:
@@ -323,7 +323,7 @@ class MultiPartParser:
     """
 
     #: The size at which an upload's spool moves to disk (in a worker thread).
-    spool_max_size = 1024 * 1024
+    spool_max_size = MAX_SPOOL_SIZE
     #: The default limit on a text part, in bytes.
     max_part_size = 1024 * 1024
 
