@@ -138,9 +138,13 @@ def test_no_import_cycles() -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["stellate.types", "stellate.status", "stellate.exceptions"])
-def test_vocabulary_modules_import_nothing_from_the_package(module: str) -> None:
-    assert GRAPH[module] == set()
+VOCABULARY = {"stellate.types", "stellate.status", "stellate.exceptions"}
+
+
+@pytest.mark.parametrize("module", sorted(VOCABULARY))
+def test_vocabulary_modules_import_nothing_from_the_rest_of_the_package(module: str) -> None:
+    # They may use each other (status warns with exceptions' deprecation warning class).
+    assert GRAPH[module] <= VOCABULARY
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,10 @@ __all__ = [
 ]
 
 #: Environment variables through which hypercorn's worker processes find the application
-#: to wrap for ``--proxy-headers`` (they import :mod:`stellate._served`).
+#: to wrap for ``--proxy-headers`` or ``--root-path`` (they import :mod:`stellate._served`).
 APP_VARIABLE = "STELLATE_RUN_APP"
 TRUSTED_VARIABLE = "STELLATE_RUN_FORWARDED_ALLOW_IPS"
+ROOT_PATH_VARIABLE = "STELLATE_RUN_ROOT_PATH"
 
 
 #: Seconds the requests in flight get to finish once a shutdown signal arrives, before they
@@ -186,7 +187,32 @@ def serve(options: RunOptions, app: Any) -> int:
         from stellate._proxy_headers import ProxyHeadersMiddleware
 
         app = ProxyHeadersMiddleware(app, options.forwarded_allow_ips)
+    if options.root_path:
+        app = RootPathInPath(app, options.root_path)
     return _serve_hypercorn_here(options, app)
+
+
+class RootPathInPath:
+    """Put ``--root-path`` in front of ``scope["path"]`` too, as ASGI asks and uvicorn does.
+
+    hypercorn sets ``scope["root_path"]`` only, but by the ASGI specification ``path`` (and
+    ``raw_path``) already include it: that is where ``request.url`` reads the full path
+    from, as in Starlette, and where routing takes the prefix off again.
+    """
+
+    def __init__(self, app: Any, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+        self._raw_root_path = root_path.encode("utf-8")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = dict(scope)
+            scope["path"] = self.root_path + scope["path"]
+            raw_path = scope.get("raw_path")
+            if raw_path is not None:
+                scope["raw_path"] = self._raw_root_path + raw_path
+        await self.app(scope, receive, send)
 
 
 def _hypercorn_config(options: RunOptions) -> Any:
@@ -315,9 +341,13 @@ def _serve_hypercorn_processes(options: RunOptions) -> int:
     config.workers = options.workers
     config.use_reloader = options.reload
     config.application_path = options.target
-    if options.proxy_headers:
+    if options.proxy_headers or options.root_path:
         os.environ[APP_VARIABLE] = options.target
-        os.environ[TRUSTED_VARIABLE] = options.forwarded_allow_ips
+        os.environ[ROOT_PATH_VARIABLE] = options.root_path
+        if options.proxy_headers:
+            os.environ[TRUSTED_VARIABLE] = options.forwarded_allow_ips
+        else:
+            os.environ.pop(TRUSTED_VARIABLE, None)
         config.application_path = "stellate._served:app"
     return int(run(config))
 

@@ -211,8 +211,8 @@ class HTTPConnection(Mapping[str, Any]):
         provider = self.scope.get("router") or self.scope.get("app")
         if provider is None:
             raise RuntimeError(
-                "url_for() needs scope['router'] or scope['app']: "
-                "use it inside a stellate application or router."
+                "The `url_for` method can only be used inside a Stellate application "
+                "or with a router."
             )
         url_path = provider.url_path_for(name, **path_params)
         absolute: URL = url_path.make_absolute_url(base_url=self.base_url)
@@ -232,7 +232,6 @@ class Request(HTTPConnection):
     can be read again any number of ways.
     """
 
-    _stream_started = False
     _stream_consumed = False
     _is_disconnected = False
     # Messages that is_disconnected() received while only peeking: the stream gets them.
@@ -269,18 +268,22 @@ class Request(HTTPConnection):
         return await self._receive()
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
-        """Yield the body chunk by chunk, as the client sends it (empty chunks skipped).
+        """Yield the body chunk by chunk, as the client sends it, then one final ``b""``.
 
-        Raises RuntimeError("Stream consumed") if the body was already streamed without
-        being buffered, and ClientDisconnect if the client leaves before the end.
+        Empty chunks are skipped; the final ``b""`` marks the end (as in Starlette). A body
+        already cached by :meth:`body` is yielded whole, then ``b""``. Several streams may
+        be open at once: they share one pass over ``receive``, each chunk going to the one
+        that asks next, and each ends with ``b""`` once the body is complete. Raises
+        RuntimeError("Stream consumed") if the body was completely streamed without
+        being cached, and ClientDisconnect if the client leaves before the end (again on
+        every later call).
         """
         if hasattr(self, "_body"):
-            if self._body:
-                yield self._body
+            yield self._body
+            yield b""
             return
-        if self._stream_started:
+        if self._stream_consumed:
             raise RuntimeError("Stream consumed")
-        self._stream_started = True
         receive = self._receive
         while not self._stream_consumed:
             # Inline, not a helper coroutine: this runs once per body message.
@@ -300,6 +303,7 @@ class Request(HTTPConnection):
             elif message["type"] == "http.disconnect":
                 self._is_disconnected = True
                 raise ClientDisconnect()
+        yield b""
 
     async def body(self) -> bytes:
         """The whole body, read once and cached."""

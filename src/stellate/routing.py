@@ -93,8 +93,8 @@ class NoMatchFound(Exception):
     """``url_path_for`` found no route of that name taking exactly those parameters."""
 
     def __init__(self, name: str, path_params: dict[str, Any]) -> None:
-        params = ", ".join(sorted(path_params)) or "no parameters"
-        super().__init__(f"no route named {name!r} takes exactly these parameters: {params}")
+        params = ", ".join(path_params)
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
         self.name = name
         self.path_params = path_params
 
@@ -112,30 +112,12 @@ class Match(enum.Enum):
 _NONE, _PARTIAL, _FULL = Match.NONE, Match.PARTIAL, Match.FULL
 
 # The convertors whose regexes (these ones) can never match a "/" (see _slashes).
+# Read when this module is imported, so a regex a user replaces later no longer counts.
 _SLASH_FREE_REGEXES: dict[type[Convertor[Any]], str] = {
-    StringConvertor: "[^/]+",
-    IntegerConvertor: "[0-9]+",
-    FloatConvertor: r"[0-9]+(?:\.[0-9]+)?",
-    UUIDConvertor: "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    convertor: convertor.regex
+    for convertor in (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
 }
 _NO_MATCH: tuple[Match, Scope] = (_NONE, {})
-
-
-def _compile(template: str, what: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
-    """``compile_path``, with the route being built named in the error."""
-    try:
-        return compile_path(template)
-    except ValueError as exc:
-        raise ValueError(f"invalid {what}: {exc}") from None
-
-
-def _compile_mount(
-    prefix: str, what: str
-) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
-    """A mount's regex (the prefix and any tail), and the prefix's own format and convertors."""
-    regex, path_format, convertors = _compile(prefix + "/{path:path}", what)
-    del convertors["path"]
-    return regex, path_format[: -len("/{path}")], convertors
 
 
 def _merge_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -216,8 +198,8 @@ class _PathRoute(BaseRoute):
     # APIRoute, which skips __init__) keeps this default.
     _exact: str | None = None
 
-    def _prepare(self, what: str) -> None:
-        self.path_regex, self.path_format, self.param_convertors = _compile(self.path, what)
+    def _prepare(self) -> None:
+        self.path_regex, self.path_format, self.param_convertors = compile_path(self.path)
         # A template without parameters matches one exact string: compare, no regex.
         self._exact = None if self.param_convertors else self.path
 
@@ -297,7 +279,7 @@ class Route(_PathRoute):
         timeout: float | None = None,
     ) -> None:
         if not path.startswith("/"):
-            raise ValueError(f"route paths must start with '/', got {path!r}")
+            raise AssertionError("Routed paths must start with '/'")
         self.path = path
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
@@ -319,7 +301,7 @@ class Route(_PathRoute):
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
                 self.methods.add("HEAD")
-        self._prepare(f"path {path!r} of route {self.name!r}")
+        self._prepare()
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -420,7 +402,7 @@ class WebSocketRoute(_PathRoute):
         middleware: Sequence[Middleware] | None = None,
     ) -> None:
         if not path.startswith("/"):
-            raise ValueError(f"route paths must start with '/', got {path!r}")
+            raise AssertionError("Routed paths must start with '/'")
         self.path = path
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
@@ -430,7 +412,7 @@ class WebSocketRoute(_PathRoute):
         else:
             self.app = endpoint
         self.app = wrap_middleware(self.app, middleware)
-        self._prepare(f"path {path!r} of websocket route {self.name!r}")
+        self._prepare()
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "websocket":
@@ -493,7 +475,8 @@ class Mount(_PathRoute):
     routes what remains and still builds correct absolute URLs. Parameters in the prefix
     (``/users/{username}``) join ``path_params``. Mounted routes are named
     ``"mount_name:route_name"``; ``url_path_for(mount_name, path=...)`` addresses a path
-    inside a mounted app (static files, a sub-application).
+    inside a mounted app (static files, a sub-application). Prefix parameters left out
+    when reversing stay ``{placeholders}`` in the result, as in Starlette.
     """
 
     _matches_whole_path = False
@@ -519,9 +502,9 @@ class Mount(_PathRoute):
         timeout: float | None = None,
     ) -> None:
         if path != "" and not path.startswith("/"):
-            raise ValueError(f"mount paths must be empty or start with '/', got {path!r}")
-        if (app is None) == (routes is None):
-            raise ValueError(f"Mount({path!r}) needs exactly one of app= or routes=")
+            raise AssertionError("Routed paths must start with '/'")
+        if app is None and routes is None:
+            raise AssertionError("Either 'app=...', or 'routes=' must be specified")
         self.path = path.rstrip("/")
         self.name = name
         self.max_body_size = max_body_size
@@ -530,9 +513,12 @@ class Mount(_PathRoute):
         self.timeout = check_timeout(timeout)
         self._base_app = Router(routes=routes) if app is None else app
         self.app = wrap_middleware(self._base_app, middleware)
-        self.path_regex, self.path_format, self.param_convertors = _compile_mount(
-            self.path, f"path {path!r} of mount {name!r}"
+        self.path_regex, self.path_format, self.param_convertors = compile_path(
+            self.path + "/{path:path}"
         )
+        # The format and convertors users see are the prefix's, without the tail.
+        self.path_format = self.path_format[: -len("/{path}")]
+        del self.param_convertors["path"]
 
     def _mounted(self) -> ASGIApp:
         """The mounted app or table, inside any middleware given to this mount."""
@@ -597,9 +583,9 @@ class Mount(_PathRoute):
 
     def _url_inside(self, name: str, path_params: dict[str, Any]) -> URLPath | None:
         child_name = name if self.name is None else name[len(self.name) + 1 :]
+        # A prefix parameter the caller leaves out stays a `{name}` placeholder in the
+        # result, as in Starlette: the caller may fill it in afterwards.
         own = {key: value for key, value in path_params.items() if key in self.param_convertors}
-        if len(own) != len(self.param_convertors):
-            return None
         prefix, _ = replace_params(self.path_format, self.param_convertors, own)
         rest = {key: value for key, value in path_params.items() if key not in own}
         url = _child_url(self._mounted(), child_name, rest)
@@ -623,18 +609,18 @@ class Host(BaseRoute):
     """Route by hostname: ``Host("{tenant}.example.org", app)``.
 
     The ``Host`` header is matched without its port and ignoring case; parameters in the
-    host template join ``path_params``.
+    host template join ``path_params``. A missing or malformed header (userinfo, ``#``, a
+    bad port or IP literal) matches no ``Host`` route, so nothing is captured from it.
+    Parameters left out when reversing stay ``{placeholders}`` in the URL's host.
     """
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         if host.startswith("/"):
-            raise ValueError(f"host patterns must not start with '/', got {host!r}")
+            raise AssertionError("Host must not start with '/'")
         self.host = host
         self.app = app
         self.name = name
-        self.host_regex, self.host_format, self.param_convertors = _compile(
-            host, f"host {host!r} of host route {name!r}"
-        )
+        self.host_regex, self.host_format, self.param_convertors = compile_path(host)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -644,7 +630,8 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in _HTTP_AND_WEBSOCKET:
             return _NO_MATCH
-        found = self.host_regex.match(request_host(scope))
+        host = request_host(scope)
+        found = None if host is None else self.host_regex.match(host)
         if found is None:
             return _NO_MATCH
         params = convert_params(found.groupdict(), self.param_convertors)
@@ -660,17 +647,17 @@ class Host(BaseRoute):
         await self.app(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        # A host parameter the caller leaves out stays a `{name}` placeholder (as Mount).
         own = {key: value for key, value in path_params.items() if key in self.param_convertors}
-        if len(own) == len(self.param_convertors):
-            host, _ = replace_params(self.host_format, self.param_convertors, own)
-            rest = {key: value for key, value in path_params.items() if key not in own}
-            if self.name is not None and name == self.name and set(rest) == {"path"}:
-                return URLPath(path=str(rest["path"]), host=host)
-            if self.name is None or name.startswith(self.name + ":"):
-                child_name = name if self.name is None else name[len(self.name) + 1 :]
-                url = _child_url(self.app, child_name, rest)
-                if url is not None:
-                    return URLPath(path=str(url), protocol=url.protocol, host=host)  # type: ignore[arg-type]
+        host, _ = replace_params(self.host_format, self.param_convertors, own)
+        rest = {key: value for key, value in path_params.items() if key not in own}
+        if self.name is not None and name == self.name and set(rest) == {"path"}:
+            return URLPath(path=str(rest["path"]), host=host)
+        if self.name is None or name.startswith(self.name + ":"):
+            child_name = name if self.name is None else name[len(self.name) + 1 :]
+            url = _child_url(self.app, child_name, rest)
+            if url is not None:
+                return URLPath(path=str(url), protocol=url.protocol, host=host)  # type: ignore[arg-type]
         raise NoMatchFound(name, path_params)
 
     _native_url_path_for = url_path_for

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
+from stellate._urls import parse_host
 from stellate.testing import strategies
 from stellate.testing._lint_rules import check_scope
 from stellate.testing.lint import LintMiddleware
@@ -20,6 +21,7 @@ from stellate.testing.strategies import (
     chunkings,
     cookie_headers,
     header_lists,
+    host_headers,
     http_scopes,
     multipart_bodies,
     paths,
@@ -32,7 +34,11 @@ from stellate.testing.strategies import (
 from stellate.types import Message
 
 # Generation only: find() would otherwise spend most of its time shrinking the example.
-FIND = settings(max_examples=2000, database=None, derandomize=True, phases=[Phase.generate])
+# No deadline: under load a slow example is re-run to check the timing, and the repr
+# Hypothesis builds for that report (tens of kB for a scope) is itself a warning.
+FIND = settings(
+    max_examples=2000, database=None, derandomize=True, phases=[Phase.generate], deadline=None
+)
 
 
 def exists(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool]) -> Any:
@@ -379,3 +385,17 @@ async def test_generated_conversations_pass_lint(
         assert sent[-1]["body"] == (b"" if scope["method"] == "HEAD" else body)
     else:
         assert sent == []
+
+
+@given(host_headers())
+def test_host_headers_are_bytes(host: bytes) -> None:
+    assert isinstance(host, bytes)
+
+
+def test_host_headers_cover_valid_and_hostile_hosts() -> None:
+    exists(host_headers(), lambda h: h.startswith(b"[") and parse_host(h.decode("latin-1")))
+    exists(host_headers(), lambda h: h.startswith(b"[v"))
+    exists(host_headers(), lambda h: h.endswith(b":000443"))
+    exists(host_headers(), lambda h: h.startswith(b"[") and not parse_host(h.decode("latin-1")))
+    exists(host_headers(), lambda h: b"@" in h)
+    exists(host_headers(), lambda h: h == b"")
