@@ -495,7 +495,7 @@ async def test_json() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"{'a': 1}", b"\xff\xfe\xfa", b"[" * 100_000, b"nul", b"1 2"],
+    [b"", b"{", b"{'a': 1}", b"\xff\xfe\xfa", b"[" * 100_000, b"nul", b"1 2", b"9" * 5000],
 )
 async def test_invalid_json_raises_a_value_error(raw: bytes) -> None:
     request = Request(make_scope(), receive_from(body_messages(raw)))

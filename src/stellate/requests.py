@@ -23,6 +23,7 @@ from stellate._awaitable_cm import AwaitableOrContextManager, AwaitableOrContext
 from stellate._cookies import cookie_parser
 from stellate._disconnect import get_multiplexer, poll
 from stellate._headers import encode_header
+from stellate._json import parse_json
 from stellate.datastructures import URL, Address, Headers, QueryParams, State
 from stellate.types import Message, Receive, Scope, Send
 
@@ -323,13 +324,12 @@ class Request(HTTPConnection):
                 # Decoded strictly here: json.loads(bytes) would let UTF-8-encoded
                 # surrogates through ("surrogatepass"), and a handler echoing such a
                 # string would fail later, when its response is encoded.
-                self._json = json.loads(body.decode(json.detect_encoding(body)))
+                text = body.decode(json.detect_encoding(body))
             except UnicodeDecodeError as exc:
                 raise json.JSONDecodeError(
                     f"Invalid encoding: {exc.reason}", "", exc.start
                 ) from None
-            except RecursionError:
-                raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+            self._json = parse_json(text)
         return self._json
 
     def form(
