@@ -12,10 +12,11 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+import stellate._sending
 from stellate import _cookies
 from stellate.background import BackgroundTask
 from stellate.datastructures import URL, Headers
-from stellate.requests import HTTPConnection, cookie_parser
+from stellate.requests import ClientDisconnect, HTTPConnection, cookie_parser
 from stellate.responses import (
     HTMLResponse,
     JSONResponse,
@@ -646,12 +647,16 @@ async def test_sync_generator_is_closed_on_disconnect() -> None:
 
 @pytest.mark.anyio
 async def test_listener_ignores_body_messages_until_disconnect() -> None:
+    first_chunk_sent = anyio.Event()
     messages: list[Message] = [
         {"type": "http.request", "body": b"unread", "more_body": False},
+        {},  # not a disconnect either (and no "type": no KeyError)
         {"type": "http.disconnect"},
     ]
 
     async def receive() -> Message:
+        if len(messages) == 1:
+            await first_chunk_sent.wait()
         if messages:
             return messages.pop(0)
         await anyio.sleep_forever()
@@ -661,6 +666,7 @@ async def test_listener_ignores_body_messages_until_disconnect() -> None:
 
     async def slow() -> AsyncIterator[bytes]:
         yield b"a"
+        first_chunk_sent.set()
         await stream_done.wait()  # only the disconnect can end this
         yield b"b"  # pragma: no cover
 
@@ -704,9 +710,26 @@ async def test_sync_iterator_exception_propagates_as_itself() -> None:
         await run(StreamingResponse(failing()))
 
 
+def oserror_on_body(calls: list[Message]) -> Any:
+    async def send(message: Message) -> None:
+        calls.append(message)
+        if message["type"] == "http.response.body":
+            raise OSError("client gone")
+
+    return send
+
+
+async def receive_must_not_be_called() -> Message:
+    raise AssertionError("receive() called on an ASGI 2.4 scope")
+
+
 @pytest.mark.anyio
-async def test_send_oserror_is_treated_as_disconnect() -> None:
+async def test_send_oserror_propagates_below_asgi_2_4() -> None:
+    # As Starlette: below 2.4 (here: no version, meaning 2.0) the OSError itself escapes,
+    # the iterator is closed and the background task does not run. (This test used to
+    # pin stellate's old answer: the OSError swallowed as a quiet disconnect.)
     finalized: list[bool] = []
+    ran: list[bool] = []
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -715,17 +738,159 @@ async def test_send_oserror_is_treated_as_disconnect() -> None:
         finally:
             finalized.append(True)
 
+    async def task() -> None:
+        ran.append(True)  # pragma: no cover
+
     calls: list[Message] = []
-
-    async def send(message: Message) -> None:
-        calls.append(message)
-        if message["type"] == "http.response.body":
-            raise OSError("client gone")
-
-    with anyio.fail_after(5):
-        await StreamingResponse(body())(http_scope(), never_receive, send)
+    response = StreamingResponse(body(), background=BackgroundTask(task))
+    with anyio.fail_after(5), pytest.raises(OSError, match="client gone"):
+        await response(http_scope(), never_receive, oserror_on_body(calls))
     assert len(calls) == 2
     assert finalized == [True]
+    assert ran == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("spec_version", ["2.4", "2.5", "3.0"])
+async def test_asgi_2_4_send_oserror_is_client_disconnect_without_listener(
+    spec_version: str,
+) -> None:
+    finalized: list[bool] = []
+    ran: list[bool] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"a"
+            yield b"b"  # pragma: no cover
+        finally:
+            finalized.append(True)
+
+    async def task() -> None:
+        ran.append(True)  # pragma: no cover
+
+    calls: list[Message] = []
+    scope = http_scope(asgi={"version": "3.0", "spec_version": spec_version})
+    response = StreamingResponse(body(), background=BackgroundTask(task))
+    with anyio.fail_after(5), pytest.raises(ClientDisconnect) as caught:
+        await response(scope, receive_must_not_be_called, oserror_on_body(calls))
+    assert isinstance(caught.value.__cause__, OSError)
+    assert len(calls) == 2
+    assert finalized == [True]
+    assert ran == []
+
+
+@pytest.mark.anyio
+async def test_asgi_2_4_stream_never_calls_receive() -> None:
+    scope = http_scope(asgi={"version": "3.0", "spec_version": "2.4"})
+    send = Recorder()
+    with anyio.fail_after(5):
+        await StreamingResponse(iter([b"a", b"b"]))(scope, receive_must_not_be_called, send)
+    assert send.body == b"ab"
+    assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.mark.anyio
+async def test_asgi_2_3_stream_still_listens() -> None:
+    scope = http_scope(asgi={"version": "3.0", "spec_version": "2.3"})
+    calls: list[bool] = []
+
+    async def receive() -> Message:
+        calls.append(True)
+        return {"type": "http.disconnect"}
+
+    async def idle() -> AsyncIterator[bytes]:
+        await anyio.sleep_forever()
+        yield b""  # pragma: no cover
+
+    with anyio.fail_after(5):
+        await StreamingResponse(idle())(scope, receive, Recorder())
+    assert calls == [True]
+
+
+@pytest.mark.anyio
+async def test_websocket_denial_stream_never_listens() -> None:
+    scope: Scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
+    send = Recorder()
+
+    async def receive() -> Message:
+        raise AssertionError("receive() called for a denial response")
+
+    with anyio.fail_after(5):
+        await StreamingResponse(iter([b"no"]), status_code=403)(scope, receive, send)
+    assert [m["type"] for m in send.messages] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+        "websocket.http.response.body",
+    ]
+    assert send.body == b"no"
+
+
+@pytest.mark.anyio
+async def test_stream_response_override_is_used() -> None:
+    class Shouting(StreamingResponse):
+        async def stream_response(self, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 299, "headers": []})
+            await send({"type": "http.response.body", "body": b"OVERRIDDEN"})
+
+    send = await run(Shouting(iter([b"quiet"])))
+    assert send.start["status"] == 299
+    assert send.body == b"OVERRIDDEN"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("waiting_in", ["generator", "send"])
+async def test_async_cleanup_after_disconnect_runs_to_completion(waiting_in: str) -> None:
+    # The client leaves while the generator waits for its next chunk (or while a chunk is
+    # being sent): its finally still gets to await its cleanup, shielded.
+    left = anyio.Event()
+    cleanup: list[str] = []
+
+    async def receive() -> Message:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message.get("more_body"):
+            left.set()
+            if waiting_in == "send":
+                await anyio.sleep_forever()
+
+    async def subscription() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await anyio.sleep_forever()  # idle: only the disconnect ends this
+            yield b"never"  # pragma: no cover
+        finally:
+            cleanup.append("started")
+            await anyio.sleep(0.01)
+            await anyio.lowlevel.checkpoint()
+            cleanup.append("finished")
+
+    with anyio.fail_after(5):
+        await StreamingResponse(subscription())(http_scope(), receive, send)
+    assert cleanup == ["started", "finished"]
+
+
+@pytest.mark.anyio
+async def test_cleanup_after_disconnect_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stellate._sending, "CLEANUP_GRACE", 0.05)
+    cleanup: list[str] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def stubborn() -> AsyncIterator[bytes]:
+        try:
+            await anyio.sleep_forever()
+            yield b""  # pragma: no cover
+        finally:
+            cleanup.append("started")
+            await anyio.sleep_forever()  # a cleanup that would never end
+            cleanup.append("finished")  # pragma: no cover
+
+    with anyio.fail_after(5):
+        await StreamingResponse(stubborn())(http_scope(), receive, Recorder())
+    assert cleanup in ([], ["started"])
 
 
 @pytest.mark.anyio
@@ -775,14 +940,21 @@ async def test_async_iterable_without_aclose() -> None:
 
 
 @pytest.mark.anyio
-async def test_listen_for_disconnect_accepts_websocket_disconnect() -> None:
-    messages: list[Message] = [{"type": "websocket.disconnect", "code": 1000}]
+async def test_listen_for_disconnect_returns_only_on_http_disconnect() -> None:
+    # As Starlette: only http.disconnect ends the listener (this test used to pin
+    # stellate's old answer, which also stopped on websocket.disconnect).
+    messages: list[Message] = [
+        {"type": "websocket.disconnect", "code": 1000},
+        {"type": "http.request", "body": b""},
+        {"type": "http.disconnect"},
+    ]
 
     async def receive() -> Message:
         return messages.pop(0)
 
     with anyio.fail_after(5):
         await StreamingResponse([]).listen_for_disconnect(receive)
+    assert messages == []
 
 
 # --- through TestClient ------------------------------------------------------------------

@@ -8,11 +8,8 @@ value add headers of their own, so it is refused with ValueError at construction
 mistake is, instead of surfacing as a server error later.
 
 :class:`StreamingResponse` sends its body while it is produced, and stops when the client
-disconnects: it listens for ``http.disconnect`` beside the send loop, in a task group that
-the call owns, and whichever finishes first cancels the other. That is what stops a stream
-that sits idle, waiting for its next chunk, the moment its client leaves. (A server speaking
-ASGI 2.4 also raises ``OSError`` from ``send`` once the client is gone; that ends the
-stream too.)
+disconnects: how that is noticed (a listener on servers older than ASGI 2.4, ``send``
+raising on newer ones) lives in :mod:`stellate._sending`, shared by every streamed body.
 """
 
 from __future__ import annotations
@@ -21,17 +18,19 @@ import json
 import re
 from collections.abc import AsyncIterable, Collection, Iterable, Mapping
 from datetime import datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-import anyio
-
-from stellate._concurrency import collapse_excgroups, iterate_in_threads, run_sync
+from stellate._concurrency import iterate_in_threads, run_sync
 from stellate._cookies import EPOCH, serialize_cookie
-from stellate._disconnect import disconnect_receive
 from stellate._exception_handling import StartTrackingSend
 from stellate._ranges import MalformedRangeHeader, RangeNotSatisfiable
+from stellate._sending import (
+    close_shielded,
+    prefixed_send,
+    send_until_disconnect,
+    wait_for_http_disconnect,
+)
 from stellate.background import BackgroundTask
 from stellate.datastructures import URL, MutableHeaders
 from stellate.types import Receive, Scope, Send
@@ -335,7 +334,9 @@ class StreamingResponse(Response):
     thread, so a blocking generator does not stall the server). str chunks are encoded
     with :attr:`charset`. The iteration stops as soon as the client disconnects, even while
     the iterator is waiting for its next chunk, and the iterator is closed then, so its
-    ``finally`` blocks run.
+    ``finally`` blocks run (with a few seconds, shielded, to finish their awaits). On
+    ASGI 2.4 servers nothing listens: the ``OSError`` the server raises from ``send`` is
+    raised as :class:`~stellate.requests.ClientDisconnect`.
     """
 
     body_iterator: AsyncContentStream
@@ -361,73 +362,58 @@ class StreamingResponse(Response):
         self.init_headers(headers)
 
     async def listen_for_disconnect(self, receive: Receive) -> None:
-        """Return once the client has disconnected (unread body messages are dropped)."""
-        while True:
-            message = await receive()
-            if message["type"] in ("http.disconnect", "websocket.disconnect"):
-                return
+        """Return once ``http.disconnect`` arrives (unread body messages are dropped).
+
+        Used only on servers older than ASGI 2.4, which cannot report a leave otherwise.
+        """
+        await wait_for_http_disconnect(receive)
 
     async def stream_response(self, send: Send) -> None:
-        """Send the start message and every chunk, then the final empty body message."""
-        await self._stream(send, "")
+        """Send the start message and every chunk, then the final empty body message.
 
-    async def _stream(self, send: Send, prefix: str) -> None:
+        Override it to send something else: ``__call__`` calls it, stops it when the
+        client leaves and gives its cleanup time to finish.
+        """
         if type(send) is StartTrackingSend:
             send.started = True  # as in Response.__call__: one flag, not a call per chunk
             send = send.send
-        await send(self._start_message(prefix))
-        body_type = prefix + "http.response.body"
         try:
+            await send(self._start_message(""))
             async for chunk in self.body_iterator:
                 data = chunk if type(chunk) is bytes else self._encode(chunk)
-                try:
-                    await send({"type": body_type, "body": data, "more_body": True})
-                except OSError:
-                    # ASGI 2.4 servers raise OSError from send once the client is gone:
-                    # that is a disconnect, not an error of the application.
-                    return
+                await send({"type": "http.response.body", "body": data, "more_body": True})
         finally:
             await self._close_iterator()
-        await send({"type": body_type, "body": b"", "more_body": False})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _encode(self, chunk: str | bytes | memoryview) -> bytes | memoryview:
         return chunk.encode(self.charset) if isinstance(chunk, str) else chunk
 
     async def _close_iterator(self) -> None:
-        """Close the iterator so its cleanup runs now, not whenever it is collected."""
+        """Close the iterator now, shielded and bounded, so its cleanup runs even after a
+        disconnect instead of whenever it is collected."""
+        await close_shielded(self._close_iterators)
+
+    async def _close_iterators(self) -> None:
         aclose: Callable[[], Awaitable[Any]] | None = getattr(self.body_iterator, "aclose", None)
         if aclose is not None:
             await aclose()
         close: Callable[[], Any] | None = getattr(self._sync_content, "close", None)
         if close is not None:
-            # A sync generator's finally may block: run it in a thread, even when the
-            # stream is being cancelled (the thread is not started otherwise).
-            with anyio.CancelScope(shield=True):
-                await run_sync(close)
+            await run_sync(close)  # a sync generator's finally may block
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        prefix = _message_prefix(scope)
+        send = prefixed_send(scope, send)
         if scope.get("method") == "HEAD":
-            await send(self._start_message(prefix))
-            await send({"type": prefix + "http.response.body", "body": b""})
+            await send(self._start_message(""))
+            await send({"type": "http.response.body", "body": b""})
             await self._close_iterator()
         else:
-            listen = disconnect_receive(scope, receive)  # leaves the body to the endpoint
-            await self._stream_until_disconnect(listen, partial(self._stream, send, prefix))
+            await send_until_disconnect(
+                scope, receive, send, self.stream_response, listen=self.listen_for_disconnect
+            )
         if self.background is not None:
             await self.background()
-
-    async def _stream_until_disconnect(
-        self, receive: Receive, stream: Callable[[], Awaitable[None]]
-    ) -> None:
-        async def run_then_cancel(func: Callable[[], Awaitable[None]]) -> None:
-            await func()
-            group.cancel_scope.cancel()
-
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(run_then_cancel, stream)
-                await run_then_cancel(partial(self.listen_for_disconnect, receive))
 
 
 def __getattr__(name: str) -> Any:
