@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from stellate._concurrency import iterate_in_threads, run_sync
-from stellate._cookies import EPOCH, serialize_cookie
+from stellate._cookies import set_cookie_header
 from stellate._exception_handling import StartTrackingSend
 from stellate._ranges import MalformedRangeHeader, RangeNotSatisfiable
 from stellate._sending import (
@@ -131,7 +131,11 @@ class Response:
             return content  # type: ignore[no-any-return]
         if content is None:
             return b""
-        if isinstance(content, bytes | memoryview):
+        if isinstance(content, memoryview):
+            # Bytes, whatever the view's item type or layout: Content-Length counts bytes,
+            # and the server gets what ASGI says a body is.
+            return content.tobytes()
+        if isinstance(content, bytes):
             return content
         if isinstance(content, str):
             return content.encode(self.charset)
@@ -188,14 +192,16 @@ class Response:
         samesite: Literal["lax", "strict", "none"] | None = "lax",
         partitioned: bool = False,
     ) -> None:
-        """Add a ``Set-Cookie`` header.
+        """Add a ``Set-Cookie`` header, written as :mod:`http.cookies` writes it.
 
         ``expires`` is seconds from now (int), a datetime (naive means UTC) or an HTTP
-        date string. Names must be tokens and attributes may not contain ``;`` or
-        control characters (ValueError); values that are not plain cookie-octets are
+        date string. An illegal name raises ``http.cookies.CookieError`` and an unknown
+        ``samesite`` ``AssertionError``, as in Starlette; attributes may not contain ``;``
+        or control characters (ValueError). Values that are not plain cookie-octets are
         quoted and escaped, so they read back unchanged through ``request.cookies``.
+        ``partitioned=True`` works on every Python version.
         """
-        cookie = serialize_cookie(
+        cookie = set_cookie_header(
             key,
             value,
             max_age=max_age,
@@ -223,7 +229,7 @@ class Response:
         self.set_cookie(
             key,
             max_age=0,
-            expires=EPOCH,
+            expires=0,
             path=path,
             domain=domain,
             secure=secure,
