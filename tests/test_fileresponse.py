@@ -851,3 +851,41 @@ def test_a_read_error_is_a_clear_error(
     client = test_client_factory(serve(data_file))
     with pytest.raises(RuntimeError, match=r"data\.bin cannot be read: .*Input/output error"):
         client.get("/")
+
+
+@pytest.mark.anyio
+async def test_serving_files_makes_no_blocking_call_on_the_loop(
+    anyio_backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A blocking-call detector stays silent (it watches the asyncio loop): no getcwd for a
+    # relative path (pathsend or not), no stat or open outside a worker thread, for
+    # FileResponse and for every response StaticFiles builds (200, 206, 304, 404.html).
+    from blockbuster import blockbuster_ctx
+
+    from stellate.staticfiles import StaticFiles
+
+    (tmp_path / "page.txt").write_bytes(CONTENT)
+    (tmp_path / "404.html").write_bytes(b"lost")
+    monkeypatch.chdir(tmp_path)
+    static = StaticFiles(directory=tmp_path, html=True)
+    etag = FileResponse(tmp_path / "page.txt", stat_result=(tmp_path / "page.txt").stat())
+    requests: list[tuple[Any, Scope]] = [
+        (FileResponse("page.txt"), scope_for()),
+        (FileResponse("page.txt"), {**scope_for(), "extensions": {}}),
+        (static, {**scope_for(), "path": "/page.txt"}),
+        (static, {**scope_for(headers=[(b"range", b"bytes=0-1")]), "path": "/page.txt"}),
+        (
+            static,
+            {
+                **scope_for(headers=[(b"if-none-match", etag.headers["etag"].encode())]),
+                "path": "/page.txt",
+            },
+        ),
+        (static, {**scope_for(), "path": "/missing"}),
+    ]
+    with blockbuster_ctx():
+        for app, scope in requests:
+            send = Recorder()
+            with anyio.fail_after(5):
+                await app(scope, quiet_receive, send)
+            assert send.messages[0]["status"] in (200, 206, 304, 404)
