@@ -1,26 +1,29 @@
 """Sending a response body until the client leaves: the one place that does it (DESIGN §3.5).
 
 Every response whose body takes time to send (StreamingResponse, FileResponse, the SSE
-response, BaseHTTPMiddleware's streamed response) sends it through
-:func:`send_until_disconnect`, which decides *how* the client's leaving is noticed:
+response, and through StreamingResponse a body that BaseHTTPMiddleware's ``dispatch``
+replaced) sends it through :func:`send_until_disconnect`, which decides *how* the
+client's leaving is noticed:
 
 * **ASGI 2.4 and later** (``scope["asgi"]["spec_version"]``): the server raises
   ``OSError`` from ``send`` once the client is gone, as the spec says, so nothing listens
   and ``receive()`` is never called. The ``OSError`` becomes
-  :class:`~stellate.requests.ClientDisconnect` (or, for responses that Starlette lets it
-  through, stays as it is).
+  :class:`~stellate.requests.ClientDisconnect` (or, for FileResponse, which Starlette
+  lets it through, stays as it is).
 * **Older servers** (or no version, meaning 2.0) only tell through ``http.disconnect``: a
   listener waits for it beside the body, in a task group this call owns, and whichever
   ends first stops the other. That is what stops a stream idling between chunks.
 * **WebSocket denial responses** never listen either: ``receive`` belongs to the
   websocket protocol there.
 
-When the listener stops the body, the body is interrupted by *one* cancellation (that is
-how an idle stream, waiting inside its generator, is woken) and then shielded for
-:data:`CLEANUP_GRACE` seconds, so the ``finally:`` of an async generator that awaits
-(releasing a subscription, closing a connection) runs to completion instead of being
-cancelled again at its first await. :func:`close_shielded` gives the same bounded shield
-to closing an iterator afterwards.
+A *watcher* may run beside the body on every version (the SSE response's pings: on 2.4 a
+failing ping is how a silent leave is seen); it stops the body the way the listener does.
+
+When the body is stopped, it gets *one* cancellation (that is how an idle stream, waiting
+inside its generator, is woken) and then a shield for :data:`CLEANUP_GRACE` seconds, so
+the ``finally:`` of an async generator that awaits (releasing a subscription, closing a
+connection) runs to completion instead of being cancelled again at its first await.
+:func:`close_shielded` gives the same bounded shield to closing an iterator afterwards.
 """
 
 from __future__ import annotations
