@@ -617,16 +617,17 @@ def test_header_injection_is_refused(
     operation: Callable[[MutableHeaders, str, str], Any], bad: str
 ) -> None:
     headers = MutableHeaders({"keep": "me"})
-    with pytest.raises(ValueError, match="forbidden"):
+    # The one header encoder's messages (they used to say "forbidden character").
+    with pytest.raises(ValueError, match="CR, LF and NUL are not allowed"):
         operation(headers, "x-name", bad)  # in the value
-    with pytest.raises(ValueError, match="forbidden"):
+    with pytest.raises(ValueError, match="it must be an HTTP token"):
         operation(headers, bad, "value")  # in the name
     assert headers.raw == [(b"keep", b"me")]  # nothing half-written
 
 
 def test_add_vary_header_refuses_injection() -> None:
     headers = MutableHeaders()
-    with pytest.raises(ValueError, match="forbidden"):
+    with pytest.raises(ValueError, match="CR, LF and NUL are not allowed"):
         headers.add_vary_header("Origin\r\nX-Evil: 1")
     assert "vary" not in headers
 

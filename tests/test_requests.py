@@ -539,7 +539,7 @@ async def test_early_hints() -> None:
             "links": [b"</a.css>; rel=preload", b"</b.js>; rel=preload"],
         }
     ]
-    with pytest.raises(ValueError, match="CR, LF or NUL"):
+    with pytest.raises(ValueError, match="CR, LF and NUL"):
         await request.send_early_hints("</a>\r\nSet-Cookie: x=1")
     assert len(send.messages) == 1
 

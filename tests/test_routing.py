@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stellate._context import context_of
 from stellate.convertors import CONVERTOR_TYPES, Convertor, register_url_convertor
 from stellate.exceptions import HTTPException
 from stellate.middleware import Middleware
@@ -365,7 +366,7 @@ async def test_endpoint_exceptions_reach_app_handlers() -> None:
         return PlainTextResponse(f"handled {request.url.path}", status_code=409)
 
     scope = http_scope("/")
-    scope["stellate.exception_handlers"] = ({KeyError: on_key_error}, {})
+    context_of(scope).exception_handlers = ({KeyError: on_key_error}, {})
     result = await call(Router([Route("/", boom)]), scope)
     assert (result.status, result.body) == (409, b"handled /")
 
@@ -657,7 +658,9 @@ async def ws_echo(websocket: WebSocket) -> None:
     await websocket.close()
 
 
-async def ws_call(asgi: ASGIApp, path: str, **extra: Any) -> list[Message]:
+async def ws_call(
+    asgi: ASGIApp, path: str, handlers: Any = None, **extra: Any
+) -> list[Message]:
     scope: Scope = {
         "type": "websocket",
         "asgi": {"version": "3.0"},
@@ -671,6 +674,8 @@ async def ws_call(asgi: ASGIApp, path: str, **extra: Any) -> list[Message]:
         "subprotocols": [],
         **extra,
     }
+    if handlers is not None:  # as an application's ExceptionMiddleware publishes them
+        context_of(scope).exception_handlers = handlers
     incoming: Iterator[Message] = iter(
         [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
     )
@@ -729,8 +734,7 @@ async def test_websocket_route_with_asgi_class_and_session_handlers() -> None:
         "code": 4000,
         "reason": "/raw",
     }
-    handlers: dict[str, Any] = {"stellate.exception_handlers": ({LookupError: handler}, {})}
-    sent = await ws_call(router, "/fail", **handlers)
+    sent = await ws_call(router, "/fail", handlers=({LookupError: handler}, {}))
     assert sent[0]["type"] == "websocket.close"
     assert sent[0]["code"] == 4001
     assert isinstance(websocket_session(failing), object)

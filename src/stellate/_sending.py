@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
 from stellate._disconnect import disconnect_receive
 from stellate.requests import ClientDisconnect
 from stellate.types import Message, Receive, Scope, Send
@@ -148,14 +148,13 @@ class _Race:
         body: Callable[[Send], Awaitable[None]],
         stoppers: list[Stopper],
     ) -> None:
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(self._run_body, body, group.cancel_scope)
-                self.error = await _first_of(stoppers)
-                self._left = True
-                group.cancel_scope.cancel()
-                self._cleanup.shield = True
-                self._cleanup.deadline = anyio.current_time() + CLEANUP_GRACE
+        async with create_task_group() as group:
+            group.start_soon(self._run_body, body, group.cancel_scope)
+            self.error = await _first_of(stoppers)
+            self._left = True
+            group.cancel_scope.cancel()
+            self._cleanup.shield = True
+            self._cleanup.deadline = anyio.current_time() + CLEANUP_GRACE
 
     async def _run_body(
         self, body: Callable[[Send], Awaitable[None]], done: anyio.CancelScope
@@ -194,10 +193,9 @@ async def _first_of(
         results.append(await stopper())
         group.cancel_scope.cancel()
 
-    with collapse_excgroups():
-        async with anyio.create_task_group() as group:
-            for stopper in stoppers:
-                group.start_soon(run, stopper)
+    async with create_task_group() as group:
+        for stopper in stoppers:
+            group.start_soon(run, stopper)
     return results[0]
 
 

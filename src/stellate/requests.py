@@ -22,6 +22,7 @@ import anyio
 from stellate._awaitable_cm import AwaitableOrContextManager, AwaitableOrContextManagerWrapper
 from stellate._cookies import cookie_parser
 from stellate._disconnect import get_multiplexer, poll
+from stellate._headers import encode_header
 from stellate.datastructures import URL, Address, Headers, QueryParams, State
 from stellate.types import Message, Receive, Scope, Send
 
@@ -172,6 +173,11 @@ class HTTPConnection(Mapping[str, Any]):
             "SessionMiddleware must be installed to access request.session"
         )
         session: dict[str, Any] = self.scope["session"]
+        # SessionMiddleware's Session counts a fetch as an access (the response then
+        # varies with the cookie); duck-typed so this module needs no itsdangerous.
+        mark_accessed = getattr(session, "mark_accessed", None)
+        if mark_accessed is not None:
+            mark_accessed()
         return session
 
     @property
@@ -407,9 +413,5 @@ class Request(HTTPConnection):
         """
         if "http.response.early_hint" not in self.scope.get("extensions", {}):
             return
-        links = []
-        for value in (link, *additional_links):
-            if any(char in value for char in "\r\n\x00"):
-                raise ValueError(f"Link header value {value!r} contains CR, LF or NUL.")
-            links.append(value.encode("latin-1"))
+        links = [encode_header("link", value)[1] for value in (link, *additional_links)]
         await self._send({"type": "http.response.early_hint", "links": links})

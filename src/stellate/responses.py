@@ -15,15 +15,15 @@ raising on newer ones) lives in :mod:`stellate._sending`, shared by every stream
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterable, Collection, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from stellate._concurrency import iterate_in_threads, run_sync
+from stellate._context import StartTrackingSend
 from stellate._cookies import set_cookie_header
-from stellate._exception_handling import StartTrackingSend
+from stellate._headers import encode_header
 from stellate._ranges import MalformedRangeHeader, RangeNotSatisfiable
 from stellate._sending import (
     close_shielded,
@@ -52,36 +52,17 @@ __all__ = [
     "StreamingResponse",
 ]
 
-# RFC 9110 token: the characters a header name may use.
-_HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 # Kept as they are in a Location: RFC 3986 reserved characters (they give the URL its
 # structure) and "%" (the URL may already be percent-encoded). Everything else that is
 # not unreserved, including CR and LF, is percent-encoded.
 _LOCATION_SAFE = ":/?#[]@!$&'()*+,;=%"
 
 
-def _encode_header(name: str, value: str) -> tuple[bytes, bytes]:
-    try:
-        raw_name = name.lower().encode("latin-1")
-        raw_value = value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"Header {name!r}: {value!r} has characters outside latin-1; encode the value "
-            "first (for example with urllib.parse.quote)."
-        ) from None
-    if not _HEADER_NAME.fullmatch(raw_name):
-        raise ValueError(f"Invalid header name {name!r}: it must be an HTTP token.")
-    if _FORBIDDEN_IN_VALUE.search(raw_value):
-        raise ValueError(f"Invalid value for header {name!r}: CR, LF and NUL are not allowed.")
-    return raw_name, raw_value
-
-
 def _content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     """The encoded ``Content-Type`` header for a media type and charset."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
         media_type += "; charset=" + charset
-    return _encode_header("content-type", media_type)
+    return encode_header("content-type", media_type)
 
 
 # Content-Type headers computed so far, by (media type, charset): a response is usually
@@ -150,7 +131,7 @@ class Response:
         """Encode ``headers`` into :attr:`raw_headers`, adding length and type if missing."""
         names: Collection[bytes]
         if headers:
-            raw_headers = [_encode_header(k, v) for k, v in headers.items()]
+            raw_headers = [encode_header(k, v) for k, v in headers.items()]
             names = {name for name, _ in raw_headers}
         else:
             raw_headers, names = [], ()
@@ -213,7 +194,7 @@ class Response:
             samesite=samesite,
             partitioned=partitioned,
         )
-        self.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
+        self.raw_headers.append(encode_header("set-cookie", cookie))
 
     def delete_cookie(
         self,
@@ -298,11 +279,19 @@ class JSONResponse(Response):
         super().__init__(content, status_code, headers, media_type, background)
 
     def render(self, content: Any) -> bytes:
+        if json.dumps is not _STDLIB_DUMPS:
+            # Someone patched ``responses.json`` (or ``json.dumps`` itself), as code
+            # written for Starlette does to change every JSON body: it takes effect.
+            dumped: str = json.dumps(
+                content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+            )
+            return dumped.encode("utf-8")
         return _JSON_ENCODER.encode(content).encode("utf-8")
 
 
 # Built once: json.dumps with these options would build the same encoder per response.
 _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_STDLIB_DUMPS = json.dumps
 
 
 class RedirectResponse(Response):

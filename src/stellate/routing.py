@@ -19,7 +19,13 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stellate._handler_policy import CANCEL_KEY, TIMEOUT_KEY, check_timeout, run_handler
+from stellate._body_limit import RequestBodyLimitResponder
+from stellate._handler_policy import (
+    check_timeout,
+    publish_policies,
+    resolve_policies,
+    run_handler,
+)
 from stellate._lifespan import (
     adapt_lifespan,
     run_lifespan,
@@ -52,7 +58,6 @@ from stellate.convertors import (
 )
 from stellate.datastructures import URL, URLPath
 from stellate.exceptions import HTTPException
-from stellate.middleware.body_limit import RequestBodyLimitResponder
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, RedirectResponse
 from stellate.types import ASGIApp, Lifespan, Receive, Scope, Send
@@ -122,6 +127,15 @@ def _compile(template: str, what: str) -> tuple[re.Pattern[str], str, dict[str, 
         return compile_path(template)
     except ValueError as exc:
         raise ValueError(f"invalid {what}: {exc}") from None
+
+
+def _compile_mount(
+    prefix: str, what: str
+) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
+    """A mount's regex (the prefix and any tail), and the prefix's own format and convertors."""
+    regex, path_format, convertors = _compile(prefix + "/{path:path}", what)
+    del convertors["path"]
+    return regex, path_format[: -len("/{path}")], convertors
 
 
 def _merge_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -197,6 +211,10 @@ class _PathRoute(BaseRoute):
     path_regex: re.Pattern[str]
     path_format: str
     param_convertors: dict[str, Convertor[Any]]
+    # None: match with ``path_regex``, always right. ``_prepare`` sets the exact string
+    # of a template without parameters; a subclass that compiles its own path (FastAPI's
+    # APIRoute, which skips __init__) keeps this default.
+    _exact: str | None = None
 
     def _prepare(self, what: str) -> None:
         self.path_regex, self.path_format, self.param_convertors = _compile(self.path, what)
@@ -258,6 +276,13 @@ class Route(_PathRoute):
     ``GET`` because a HEAD answer is a GET answer without its body.
     """
 
+    # Defaults for subclasses that do not call __init__ (FastAPI's APIRoute).
+    methods: set[str] | None = None
+    include_in_schema: bool = True
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool | None = None
+    timeout: float | None = None
+
     def __init__(
         self,
         path: str,
@@ -289,7 +314,7 @@ class Route(_PathRoute):
         else:
             self.app = endpoint
         self.app = wrap_middleware(self.app, middleware)
-        self.methods: set[str] | None = None
+        self.methods = None
         if methods is not None:
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
@@ -337,9 +362,8 @@ class Route(_PathRoute):
         if self.max_body_size is not None:
             # Read per request, so that a limit set after construction applies.
             app = RequestBodyLimitResponder(app, self.max_body_size)
-        cancel, timeout = self.cancel_on_disconnect, self.timeout
-        no_cancel = cancel is False or (cancel is None and CANCEL_KEY not in scope)
-        if no_cancel and timeout is None and TIMEOUT_KEY not in scope:
+        cancel, timeout = resolve_policies(scope, self.cancel_on_disconnect, self.timeout)
+        if not cancel and timeout is None:
             # Neither policy applies (the common case): no need for run_handler's layer.
             await app(scope, receive, send)
             return
@@ -476,6 +500,12 @@ class Mount(_PathRoute):
 
     _scope_types = _HTTP_AND_WEBSOCKET
 
+    # Defaults for subclasses that do not call __init__ (they set ``app`` themselves).
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool | None = None
+    timeout: float | None = None
+    _base_app: ASGIApp | None = None
+
     def __init__(
         self,
         path: str,
@@ -498,20 +528,20 @@ class Mount(_PathRoute):
         # Handed down to the routes inside, which use them unless they set their own.
         self.cancel_on_disconnect = cancel_on_disconnect
         self.timeout = check_timeout(timeout)
-        self._base_app: ASGIApp = Router(routes=routes) if app is None else app
+        self._base_app = Router(routes=routes) if app is None else app
         self.app = wrap_middleware(self._base_app, middleware)
-        self.path_regex, self.path_format, self.param_convertors = _compile(
-            self.path + "/{path:path}", f"path {path!r} of mount {name!r}"
+        self.path_regex, self.path_format, self.param_convertors = _compile_mount(
+            self.path, f"path {path!r} of mount {name!r}"
         )
-        # The format and convertors users see are the prefix's, without the tail.
-        self.path_format = self.path_format[: -len("/{path}")]
-        del self.param_convertors["path"]
-        self._convertors_with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
+
+    def _mounted(self) -> ASGIApp:
+        """The mounted app or table, inside any middleware given to this mount."""
+        return self.app if self._base_app is None else self._base_app
 
     @property
     def routes(self) -> list[BaseRoute]:
         """The mounted table (empty for an app without one)."""
-        return getattr(self._base_app, "routes", [])
+        return getattr(self._mounted(), "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in _HTTP_AND_WEBSOCKET:
@@ -545,10 +575,7 @@ class Mount(_PathRoute):
         return self._match_prefix
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.cancel_on_disconnect is not None:
-            scope[CANCEL_KEY] = self.cancel_on_disconnect
-        if self.timeout is not None:
-            scope[TIMEOUT_KEY] = self.timeout
+        publish_policies(scope, self.cancel_on_disconnect, self.timeout)
         if self.max_body_size is not None and scope["type"] == "http":
             await RequestBodyLimitResponder(self.app, self.max_body_size)(scope, receive, send)
             return
@@ -558,9 +585,8 @@ class Mount(_PathRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # A path inside the mounted app: url_path_for("static", path="/css/a.css").
             params = dict(path_params, path=str(path_params["path"]).lstrip("/"))
-            path, remaining = replace_params(
-                self.path_format + "/{path}", self._convertors_with_tail, params
-            )
+            with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
+            path, remaining = replace_params(self.path_format + "/{path}", with_tail, params)
             if not remaining:
                 return URLPath(path=path)
         elif self.name is None or name.startswith(self.name + ":"):
@@ -576,7 +602,7 @@ class Mount(_PathRoute):
             return None
         prefix, _ = replace_params(self.path_format, self.param_convertors, own)
         rest = {key: value for key, value in path_params.items() if key not in own}
-        url = _child_url(self._base_app, child_name, rest)
+        url = _child_url(self._mounted(), child_name, rest)
         if url is None:
             return None
         return URLPath(path=prefix + str(url), protocol=url.protocol, host=url.host)  # type: ignore[arg-type]
@@ -667,6 +693,11 @@ class Router:
     trailing slash toggled with a 307 to that path. ``default`` answers what nothing
     matches (a 404 by default).
     """
+
+    # Defaults for subclasses that set Starlette's attributes instead of calling __init__.
+    redirect_slashes: bool = True
+    max_body_size: int | None = None
+    _indexed_version = _named_version = -1
 
     def __init__(
         self,
@@ -805,8 +836,12 @@ class Router:
         """Run the ASGI lifespan protocol around ``lifespan_context``."""
         app = scope.get("app", self)
         context = self.lifespan_context(app)
-        if self.on_startup or self.on_shutdown:
-            context = with_event_handlers(context, self.on_startup, self.on_shutdown)
+        # Read with a default: Starlette 1.x's Router no longer sets them, so a subclass
+        # that sets Starlette's attributes itself may not have them.
+        on_startup = getattr(self, "on_startup", None) or ()
+        on_shutdown = getattr(self, "on_shutdown", None) or ()
+        if on_startup or on_shutdown:
+            context = with_event_handlers(context, on_startup, on_shutdown)
         await run_lifespan(context, scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:

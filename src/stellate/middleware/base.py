@@ -44,7 +44,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
 from stellate._disconnect import get_multiplexer
 from stellate.requests import Request
 from stellate.responses import AsyncContentStream, Response, StreamingResponse
@@ -95,33 +95,32 @@ class BaseHTTPMiddleware:
         log: _ReceiveLog,
         calls: list[_AppCall],
     ) -> None:
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
+        async with create_task_group() as group:
 
-                async def call_next(request: Request) -> Response:
-                    call = _AppCall()
-                    calls.append(call)
-                    group.start_soon(call.run, self.app, request.scope, log.replayer())
-                    try:
-                        return await call.response()
-                    except RuntimeError:
-                        mux = get_multiplexer(scope)
-                        if call.error is not None or mux is None or not mux.disconnected:
-                            raise
-                        # The client left and the app answered nothing (it was cancelled
-                        # on disconnect): this dispatch ends too, quietly.
-                        group.cancel_scope.cancel()
-                        await anyio.lowlevel.checkpoint()
+            async def call_next(request: Request) -> Response:
+                call = _AppCall()
+                calls.append(call)
+                group.start_soon(call.run, self.app, request.scope, log.replayer())
+                try:
+                    return await call.response()
+                except RuntimeError:
+                    mux = get_multiplexer(scope)
+                    if call.error is not None or mux is None or not mux.disconnected:
                         raise
+                    # The client left and the app answered nothing (it was cancelled
+                    # on disconnect): this dispatch ends too, quietly.
+                    group.cancel_scope.cancel()
+                    await anyio.lowlevel.checkpoint()
+                    raise
 
-                response = await self.dispatch_func(request, call_next)
-                if response is None:
-                    raise TypeError(
-                        f"{_name(self.dispatch_func)} returned None instead of a Response; "
-                        "did you forget to 'return await call_next(request)'?"
-                    )
-                await response(scope, receive, send)
-                _settle(calls, group)
+            response = await self.dispatch_func(request, call_next)
+            if response is None:
+                raise TypeError(
+                    f"{_name(self.dispatch_func)} returned None instead of a Response; "
+                    "did you forget to 'return await call_next(request)'?"
+                )
+            await response(scope, receive, send)
+            _settle(calls, group)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Override: return a response, usually ``await call_next(request)`` adjusted."""
