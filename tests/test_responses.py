@@ -1046,7 +1046,7 @@ def test_streaming_through_test_client(test_client_factory: Any) -> None:
 
 
 def test_content_types_are_remembered_boundedly_and_errors_never() -> None:
-    from stellate import responses
+    from stellate import _response as responses
 
     for n in range(200):  # media types that might come from requests
         media_type = f"text/x-{n}"
@@ -1067,3 +1067,10 @@ def test_typed_memoryview_body_through_test_client(test_client_factory: Any) -> 
     response = test_client_factory(app).get("/")
     assert response.headers["content-length"] == "8"
     assert response.content == b"01234567"
+
+
+def test_response_classes_say_they_are_from_stellate_responses() -> None:
+    from stellate.responses import FileResponse
+
+    for cls in (Response, PlainTextResponse, FileResponse, StreamingResponse):
+        assert cls.__module__ == "stellate.responses"

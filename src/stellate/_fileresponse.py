@@ -18,8 +18,7 @@ business); a ``Range`` on a 200 GET or HEAD, honoured only if ``If-Range``, when
 is exactly the ``ETag`` or the ``Last-Modified``, becomes a 206 (one range, or
 ``multipart/byteranges``), a 416, or a 400 for a header that cannot be served.
 
-Import FileResponse from :mod:`stellate.responses`: it subclasses Response, so this module
-is imported at the end of that one (importing this module first would be circular).
+Import FileResponse from :mod:`stellate.responses`, which re-exports it.
 """
 
 from __future__ import annotations
@@ -48,9 +47,9 @@ from stellate._ranges import (
     make_boundary,
     parse_range_header,
 )
+from stellate._response import PlainTextResponse, Response
 from stellate._sending import prefixed_send, send_until_disconnect
 from stellate.background import BackgroundTask
-from stellate.responses import PlainTextResponse, Response
 from stellate.types import Receive, Scope, Send
 
 __all__ = ["FileResponse"]
@@ -388,3 +387,7 @@ class FileResponse(Response):
 
 def _more(data: bytes) -> dict[str, Any]:
     return {"type": "http.response.body", "body": data, "more_body": True}
+
+
+# Shown, documented and pickled as what it is to users: a class of stellate.responses.
+FileResponse.__module__ = "stellate.responses"
