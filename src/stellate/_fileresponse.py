@@ -85,10 +85,6 @@ def _read_next(file: IO[bytes], size: int, close: bool) -> bytes:
     return data
 
 
-def _absolute(path: str) -> str:
-    return path if os.path.isabs(path) else os.path.abspath(path)
-
-
 class FileResponse(Response):
     """Send the file at ``path``.
 
@@ -254,7 +250,9 @@ class FileResponse(Response):
             await send({**start, "headers": list(self.raw_headers)})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif "http.response.pathsend" in (scope.get("extensions") or {}):
-            path = await run_sync(_absolute, os.fspath(self.path))
+            path = os.fspath(self.path)
+            if not os.path.isabs(path):  # a string test; only getcwd needs a thread
+                path = await run_sync(os.path.abspath, path)
             await send({**start, "headers": list(self.raw_headers)})
             await send({"type": "http.response.pathsend", "path": path})
         else:

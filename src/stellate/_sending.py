@@ -28,6 +28,7 @@ connection) runs to completion instead of being cancelled again at its first awa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 import anyio
 
 from stellate._concurrency import create_task_group
+from stellate._context import StartTrackingSend
 from stellate._disconnect import disconnect_receive
 from stellate.requests import ClientDisconnect
 from stellate.types import Message, Receive, Scope, Send
@@ -57,7 +59,13 @@ def spec_at_least_2_4(scope: Scope) -> bool:
     """Whether the server speaks ASGI 2.4 or later (it raises ``OSError`` from ``send``)."""
     asgi = scope.get("asgi")
     spec = asgi.get("spec_version", "2.0") if isinstance(asgi, dict) else "2.0"
-    major, _, minor = str(spec).partition(".")
+    return _at_least_2_4(spec) if isinstance(spec, str) else False
+
+
+@functools.lru_cache(maxsize=16)
+def _at_least_2_4(spec: str) -> bool:
+    # Cached: a server always declares the same version, and this runs per response.
+    major, _, minor = spec.partition(".")
     try:
         return (int(major), int(minor.partition(".")[0] or 0)) >= (2, 4)
     except ValueError:
@@ -135,10 +143,13 @@ class _Race:
     and after each message, and ends the body there.
     """
 
-    __slots__ = ("_cleanup", "_left", "_send", "error")
+    __slots__ = ("_cleanup", "_left", "_send", "_tracker", "error")
 
     def __init__(self, send: Send) -> None:
-        self._send = send
+        # Sent past a start tracker, which is told once (see StartTrackingSend): every
+        # message would otherwise cross one more call, on top of this guard.
+        self._tracker = send if type(send) is StartTrackingSend else None
+        self._send = send.send if type(send) is StartTrackingSend else send
         self._cleanup = anyio.CancelScope()
         self._left = False
         self.error: BaseException | None = None
@@ -169,6 +180,9 @@ class _Race:
     async def send(self, message: Message) -> None:
         if self._left:
             raise _ClientLeft()
+        if self._tracker is not None:  # a response's first message is its start
+            self._tracker.started = True
+            self._tracker = None
         await self._send(message)
         if self._left:
             raise _ClientLeft()

@@ -192,6 +192,8 @@ class StreamingResponse(Response):
     async def _close_iterator(self) -> None:
         """Close the iterator now, shielded and bounded, so its cleanup runs even after a
         disconnect instead of whenever it is collected."""
+        if self._sync_content is None and getattr(self.body_iterator, "ag_frame", 1) is None:
+            return  # an async generator that has finished: nothing left to clean up
         await close_shielded(self._close_iterators)
 
     async def _close_iterators(self) -> None:

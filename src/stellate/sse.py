@@ -174,6 +174,7 @@ class EventSourceResponse(StreamingResponse):
             self.events = iterate_in_threads(content)
         self._chunks = self._encoded(self.events)
         self.body_iterator = self._chunks
+        self._sync_content = self._sync_events  # a sync iterator is there to be closed
         self.status_code = status_code
         self.background = background
         merged = {"cache-control": "no-store", "x-accel-buffering": "no"}
