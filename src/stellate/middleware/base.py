@@ -384,29 +384,29 @@ class _StreamedResponse(StreamingResponse):
     def body_iterator(self, iterator: AsyncContentStream) -> None:
         self._iterator = iterator
 
+    def _start_message(self, prefix: str) -> dict[str, Any]:
+        # A replaced body is sent without the app's trailers: they belonged to its body.
+        extras = {k: v for k, v in self._start_extras.items() if k != "trailers"}
+        return {**super()._start_message(prefix), **extras}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         for message in self._early:
             await send(message)
+        iterator = self._iterator
+        if iterator is not None and iterator is not self._own_iterator:
+            # A body of dispatch's own: sent as every streamed body is (stellate._sending).
+            await super().__call__(scope, receive, send)
+            return
         start = {
             "type": "http.response.start",
             "status": self.status_code,
             "headers": list(self.raw_headers),
             **self._start_extras,
         }
-        iterator = self._iterator
-        if iterator is None or iterator is self._own_iterator:
-            await send(start)
-            await self._call.forward(send)
-            if self.background is not None:
-                # What dispatch attached runs after the app is done, its background included.
-                await self._call.finished.wait()
-                self._call.raise_pending_error()
-        else:
-            start.pop("trailers", None)
-            await send(start)
-            async for chunk in iterator:
-                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send(start)
+        await self._call.forward(send)
         if self.background is not None:
+            # What dispatch attached runs after the app is done, its background included.
+            await self._call.finished.wait()
+            self._call.raise_pending_error()
             await self.background()
