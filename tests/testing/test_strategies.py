@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit, urlunsplit
@@ -34,8 +35,6 @@ from stellate.testing.strategies import (
 from stellate.types import Message
 
 # Generation only: find() would otherwise spend most of its time shrinking the example.
-# No deadline: under load a slow example is re-run to check the timing, and the repr
-# Hypothesis builds for that report (tens of kB for a scope) is itself a warning.
 FIND = settings(
     max_examples=2000, database=None, derandomize=True, phases=[Phase.generate], deadline=None
 )
@@ -43,7 +42,12 @@ FIND = settings(
 
 def exists(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool]) -> Any:
     """Hypothesis can produce an example satisfying `condition` (else find() raises)."""
-    return find(strategy, condition, settings=FIND)
+    with warnings.catch_warnings():
+        # find() reports the example it found like a failure, building its repr; for a
+        # large generated scope that repr draws Hypothesis's "overly large repr" warning,
+        # which says nothing about the strategy under test.
+        warnings.filterwarnings("ignore", "Generating overly large repr", HypothesisWarning)
+        return find(strategy, condition, settings=FIND)
 
 
 def test_import_without_hypothesis_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
