@@ -252,6 +252,63 @@ async def test_background_task_is_not_cancelled_by_the_end_of_the_exchange() -> 
     assert conn.body == b"ok"
 
 
+class LeavingConnection(Connection):
+    """A server that, like uvicorn, answers ``receive`` with ``http.disconnect`` at once,
+    without awaiting anything, once the response is complete.
+
+    A quick handler completes its response before the watcher task has even started;
+    when the watcher then first calls ``receive``, the disconnect is already there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.complete = False
+
+    async def receive(self) -> Message:
+        if self.complete:
+            return {"type": "http.disconnect"}
+        return await super().receive()
+
+    async def send(self, message: Message) -> None:
+        await super().send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+
+
+@pytest.mark.parametrize("response_class", ["plain", "streaming"])
+async def test_background_task_survives_a_client_leaving_after_the_last_byte(
+    response_class: str,
+) -> None:
+    ran: list[str] = []
+
+    async def after() -> None:
+        try:
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+        except anyio.get_cancelled_exc_class():
+            ran.append("cancelled")
+            raise
+        ran.append("finished")
+
+    async def endpoint(request: Request) -> Response:
+        from stellate.background import BackgroundTask
+
+        if response_class == "plain":
+            return PlainTextResponse("ok", background=BackgroundTask(after))
+
+        async def body() -> Any:
+            yield b"o"
+            yield b"k"
+
+        return StreamingResponse(body(), background=BackgroundTask(after))
+
+    app = Stellate(routes=[Route("/", endpoint)], cancel_on_disconnect=True)
+    conn = LeavingConnection()
+    await serve(app, conn)
+    assert conn.body == b"ok"
+    assert ran == ["finished"]
+
+
 async def test_streaming_response_stops_and_nothing_follows_the_cancellation() -> None:
     closed = anyio.Event()
     sent_one = anyio.Event()

@@ -10,9 +10,11 @@ directly: no task group, no wrapped ``send``.
 Cancel on disconnect runs the handler in a task group beside a watcher that waits on the
 connection's :class:`~stellate._disconnect.ReceiveMultiplexer`; the watcher cancels the
 group the moment ``http.disconnect`` arrives, whether or not the handler has read its
-body. Once the response is complete the watcher stops, so a server that reports the end
-of the exchange as a disconnect does not cancel the response's background task. After a
-cancellation nothing more is sent: the client is gone.
+body. The watcher's reach is the handler and the sending of its response, never the work
+that follows: once the last body message is on its way the watcher stands down, so a
+client that read the whole answer and left (which servers report as ``http.disconnect``,
+often before that last ``send`` has even returned) does not cancel the response's
+background task. After a cancellation nothing more is sent: the client is gone.
 
 A deadline is an ``anyio.move_on_after`` around the handler. When it expires before the
 response started, :class:`~stellate.exceptions.HandlerTimeout` (a 503 ``HTTPException``)
@@ -20,7 +22,9 @@ is raised for the exception handlers to answer. When the response has already st
 no answer can be sent any more: the stream is left unfinished and the application
 returns, so the server closes the connection and the client can tell that the body is
 incomplete (a truncated ``Content-Length`` body, or a chunked body without its last
-chunk) rather than mistaking it for the whole response.
+chunk) rather than mistaking it for the whole response. Like the watcher, the deadline
+covers producing the response: once its last body message is on its way the deadline
+is lifted, so the response's background task runs to its end.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ async def run_handler(
     try:
         with anyio.move_on_after(timeout) as deadline:
             guard.deadline = deadline.deadline
+            guard.deadline_scope = deadline
             await _run(app, scope, receive, guard, cancel_on_disconnect)
     except _DeadlinePassed:
         raise HandlerTimeout(timeout) from None
@@ -147,6 +152,10 @@ async def _run(
 async def _watch(mux: ReceiveMultiplexer, guard: _Guard, handler: anyio.CancelScope) -> None:
     with guard.watcher, mux.holding_disconnect():
         await mux.wait_disconnected()
+        # The disconnect and the end of the response can arrive in the same scheduling
+        # round, before this scope's cancellation is delivered: the response wins.
+        if guard.complete:
+            return
         guard.closed = True
         handler.cancel()
 
@@ -163,14 +172,23 @@ class _DeadlinePassed(BaseException):
 class _Guard:
     """The handler's ``send``: notes the response's progress, drops what comes too late."""
 
-    __slots__ = ("_send", "closed", "deadline", "started", "watcher")
+    __slots__ = ("_send", "closed", "complete", "deadline", "deadline_scope", "started", "watcher")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.deadline = math.inf  # the handler's deadline on the event loop's clock
+        self.deadline_scope: anyio.CancelScope | None = None
         self.started = False
+        self.complete = False
         self.closed = False
         self.watcher = anyio.CancelScope()
+
+    def _stand_down(self) -> None:
+        """The response is complete: what runs after it (its background) is not watched."""
+        self.complete = True
+        self.watcher.cancel()
+        if self.deadline_scope is not None:
+            self.deadline_scope.deadline = math.inf
 
     async def send(self, message: Message) -> None:
         if self.closed:
@@ -185,6 +203,7 @@ class _Guard:
             self.started = True
         elif kind == "http.response.body" and not message.get("more_body", False):
             # The exchange is over: a disconnect from now on is the server saying so,
-            # not the client leaving early, and must not cancel what runs after.
-            self.watcher.cancel()
+            # not the client leaving early, and must not cancel what runs after; nor
+            # does the deadline, which was for producing the response.
+            self._stand_down()
         await self._send(message)
