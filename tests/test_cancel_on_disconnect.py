@@ -517,6 +517,91 @@ async def test_base_http_middleware_request_sees_the_body_with_cancel_on() -> No
     assert headers[b"x-seen"] == b"hello"
 
 
+# -- the read-ahead: bounded, and never the handler's decision ------------------------------
+
+
+class CountingConnection(Connection):
+    """Counts the messages the application took from the server."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__()
+        self.extra_headers = headers or []
+        self.taken = 0
+
+    def scope(self, path: str = "/", method: str = "GET") -> dict[str, Any]:
+        scope = super().scope(path, method)
+        scope["headers"] = [*scope["headers"], *self.extra_headers]
+        return scope
+
+    async def receive(self) -> Message:
+        message = await super().receive()
+        self.taken += 1
+        return message
+
+
+async def taken_while_blocked(app: ASGIApp, conn: CountingConnection, probe: Probe) -> int:
+    """How many messages the app took once everything waits; the handler is still running."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(conn.run, app, "/", "POST")
+        await probe.started.wait()
+        await anyio.wait_all_tasks_blocked()
+        assert not probe.cancelled.is_set()
+        group.cancel_scope.cancel()
+    return conn.taken
+
+
+@pytest.mark.parametrize(
+    ("route_limit", "chunk", "expected"),
+    [(None, 32 * 1024, 2), (1000, 600, 2), (10 * 1024 * 1024, 48 * 1024, 2)],
+)
+async def test_read_ahead_stops_at_the_route_limit_or_64_kib(
+    route_limit: int | None, chunk: int, expected: int
+) -> None:
+    """Without a route limit 64 KiB; with one, no more than it (and never over 64 KiB).
+    The handler never reads, so the client's disconnect behind the body stays unseen."""
+    probe = Probe()
+    route = Route(
+        "/", probe.endpoint, methods=["POST"], cancel_on_disconnect=True, max_body_size=route_limit
+    )
+    conn = CountingConnection()
+    for _ in range(8):
+        conn.push_body(b"x" * chunk)
+    conn.disconnect()
+    with anyio.fail_after(5):
+        assert await taken_while_blocked(Stellate(routes=[route]), conn, probe) == expected
+
+
+async def test_read_ahead_waits_for_the_handler_on_expect_100_continue() -> None:
+    """The server's first receive is what says "100 Continue": only the handler may ask."""
+    started = anyio.Event()
+    proceed = anyio.Event()
+    cancelled = anyio.Event()
+
+    async def endpoint(request: Request) -> Response:
+        started.set()
+        await proceed.wait()
+        try:
+            await request.body()
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+        return PlainTextResponse("read")  # pragma: no cover
+
+    app = Stellate(routes=[Route("/", endpoint, methods=["POST"])], cancel_on_disconnect=True)
+    conn = CountingConnection([(b"expect", b"100-Continue")])
+    conn.push_body(b"x", more_body=True)
+    conn.disconnect()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(conn.run, app, "/", "POST")
+            await started.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert conn.taken == 0  # nothing read: the client has not been told to go on
+            proceed.set()
+            await cancelled.wait()  # once the handler reads, the disconnect is seen
+    assert conn.sent == []
+
+
 # -- the multiplexer itself ---------------------------------------------------------------
 
 

@@ -36,8 +36,8 @@ import anyio
 import anyio.abc
 
 from stellate._concurrency import create_task_group
-from stellate._context import context_of, get_context
-from stellate._disconnect import ReceiveMultiplexer, get_multiplexer
+from stellate._context import MAX_BODY_SIZE_SCOPE_KEY, context_of, get_context
+from stellate._disconnect import READ_AHEAD_LIMIT, ReceiveMultiplexer, get_multiplexer
 from stellate.exceptions import HandlerTimeout
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -91,21 +91,26 @@ async def run_handler(
     send: Send,
     cancel_on_disconnect: bool,
     seconds: float | None,
+    max_body_size: int | None = None,
 ) -> None:
-    """Run ``app`` for an HTTP scope under the given (resolved) policies."""
+    """Run ``app`` for an HTTP scope under the given (resolved) policies.
+
+    ``max_body_size`` is the route's own body limit, if it has one: the watcher never
+    reads ahead more than that.
+    """
     timeout = seconds
     if scope["type"] != "http" or (not cancel_on_disconnect and timeout is None):
         await app(scope, receive, send)
         return
     guard = _Guard(send)
     if timeout is None or math.isinf(timeout):
-        await _run(app, scope, receive, guard, cancel_on_disconnect)
+        await _run(app, scope, receive, guard, cancel_on_disconnect, max_body_size)
         return
     try:
         with anyio.move_on_after(timeout) as deadline:
             guard.deadline = deadline.deadline
             guard.deadline_scope = deadline
-            await _run(app, scope, receive, guard, cancel_on_disconnect)
+            await _run(app, scope, receive, guard, cancel_on_disconnect, max_body_size)
     except _DeadlinePassed:
         raise HandlerTimeout(timeout) from None
     if deadline.cancelled_caught:
@@ -127,7 +132,12 @@ def _timed_out(scope: Scope, guard: _Guard, timeout: float) -> None:
 
 
 async def _run(
-    app: ASGIApp, scope: Scope, receive: Receive, guard: _Guard, cancel_on_disconnect: bool
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    guard: _Guard,
+    cancel_on_disconnect: bool,
+    max_body_size: int | None,
 ) -> None:
     if not cancel_on_disconnect:
         await app(scope, receive, guard.send)
@@ -137,8 +147,9 @@ async def _run(
         # A route used outside a Stellate application: install one for this request.
         mux = context_of(scope).receive = ReceiveMultiplexer(receive)
         receive = mux.receive
+    read_ahead = _read_ahead(scope, max_body_size)
     async with create_task_group() as group:
-        group.start_soon(_watch, mux, guard, group.cancel_scope)
+        group.start_soon(_watch, mux, guard, group.cancel_scope, read_ahead)
         await app(scope, receive, guard.send)
         group.cancel_scope.cancel()
     if guard.closed:
@@ -149,9 +160,33 @@ async def _run(
         )
 
 
-async def _watch(mux: ReceiveMultiplexer, guard: _Guard, handler: anyio.CancelScope) -> None:
+def _read_ahead(scope: Scope, max_body_size: int | None) -> tuple[int, bool]:
+    """How far the watcher may read ahead, and whether it must wait for the handler first.
+
+    Never more than the body the route accepts (its own ``max_body_size``, else the one
+    in force around it), nor more than :data:`READ_AHEAD_LIMIT`. A request that expects
+    ``100-continue`` is not read before the handler asks for its body: the server's
+    first ``receive`` tells the client to go on.
+    """
+    if max_body_size is None:
+        max_body_size = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    limit = READ_AHEAD_LIMIT if max_body_size is None else min(max_body_size, READ_AHEAD_LIMIT)
+    expects = any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", ())
+    )
+    return limit, expects
+
+
+async def _watch(
+    mux: ReceiveMultiplexer,
+    guard: _Guard,
+    handler: anyio.CancelScope,
+    read_ahead: tuple[int, bool],
+) -> None:
+    limit, after_first_receive = read_ahead
     with guard.watcher, mux.holding_disconnect():
-        await mux.wait_disconnected()
+        await mux.wait_disconnected(limit, after_first_receive=after_first_receive)
         # The disconnect and the end of the response can arrive in the same scheduling
         # round, before this scope's cancellation is delivered: the response wins.
         if guard.complete:
