@@ -21,7 +21,7 @@ from stellate.applications import Stellate
 from stellate.background import TaskSupervisor
 from stellate.requests import Request
 from stellate.responses import JSONResponse, PlainTextResponse, Response
-from stellate.routing import Route
+from stellate.routing import Mount, Route
 from stellate.testing.client import AsyncTestClient
 
 Client = Callable[..., Any]
@@ -395,3 +395,40 @@ def test_a_blocked_sync_task_is_abandoned_at_the_shutdown_deadline(
     messages = [r.getMessage() for r in caplog.records if r.name == "stellate.tasks"]
     assert any("abandoning" in m and "'nightly-export'" in m for m in messages), messages
 
+
+def test_a_mounted_application_starts_tasks_in_the_outer_lifespan(
+    test_client_factory: Client,
+) -> None:
+    ran: list[str] = []
+
+    async def work(label: str, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started(label)
+        await anyio.lowlevel.checkpoint()
+        ran.append(label)
+
+    async def start_soon(request: Request) -> Response:
+        request.app.tasks.start_soon(work, "soon")
+        return PlainTextResponse("started")
+
+    async def start(request: Request) -> Response:
+        return PlainTextResponse(await request.app.tasks.start(work, "ready"))
+
+    sub = Stellate(routes=[Route("/soon", start_soon), Route("/ready", start)])
+    outer = Stellate(routes=[Mount("/sub", sub)])
+    with test_client_factory(outer) as client:
+        assert client.get("/sub/soon").text == "started"
+        assert client.get("/sub/ready").text == "ready"
+        assert sub.tasks.pending == []  # they belong to the outer application
+    assert sorted(ran) == ["ready", "soon"]
+
+
+def test_a_mounted_application_without_a_running_outer_lifespan_says_how(
+    test_client_factory: Client,
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        request.app.tasks.start_soon(anyio.sleep, 0)
+        return PlainTextResponse("unreachable")  # pragma: no cover
+
+    outer = Stellate(routes=[Mount("/sub", app_with(endpoint))])
+    with pytest.raises(RuntimeError, match="outer application's lifespan"):
+        test_client_factory(outer).get("/sub/")

@@ -73,7 +73,8 @@ logger = logging.getLogger("stellate.tasks")
 _NOT_RUNNING = (
     "app.tasks can only start tasks while the application's lifespan is running: the "
     "server runs it; in tests, use the TestClient as a context manager "
-    "(with TestClient(app) as client: ...)"
+    "(with TestClient(app) as client: ...). An application mounted inside another one "
+    "uses the outer application's app.tasks: run the outer application's lifespan"
 )
 
 
@@ -109,6 +110,9 @@ class TaskSupervisor:
         self._next_id = 0
         self._idle: anyio.Event | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        # The supervisor of the application this one was last mounted in: a mounted
+        # application's own lifespan never runs, so it starts its tasks there.
+        self._outer: TaskSupervisor | None = None
         # The event loop's thread and token, so start_soon works from worker threads.
         self._loop_thread: int | None = None
         self._token: anyio.lowlevel.EventLoopToken | None = None
@@ -120,6 +124,9 @@ class TaskSupervisor:
 
     def start_soon(self, func: Callable[..., Any], *args: Any, name: str | None = None) -> None:
         """Start ``func(*args)`` in the application's task group and return at once."""
+        if self._group is None and self._outer is not None:
+            self._outer.start_soon(func, *args, name=name)
+            return
         if self._token is not None and threading.get_ident() != self._loop_thread:
             # From a worker thread (a sync endpoint): start it on the loop's thread.
             start = functools.partial(self.start_soon, func, *args, name=name)
@@ -135,11 +142,18 @@ class TaskSupervisor:
         Returns the value given to ``task_status.started()``. An error raised before
         that reaches the caller; one raised after it is logged like any other.
         """
+        if self._group is None and self._outer is not None:
+            return await self._outer.start(func, *args, name=name)
         group = self._open_group()
         if not is_async_callable(func):
             raise TypeError(f"start() needs an async function taking task_status, not {func!r}")
         key, label = self._register(func, name)
         return await group.start(self._run_started, key, func, args, name=label)
+
+    def _mounted_in(self, outer: TaskSupervisor) -> None:
+        """This application serves a request for ``outer``'s: borrow its lifespan."""
+        if outer is not self:
+            self._outer = outer
 
     def _open_group(self) -> anyio.abc.TaskGroup:
         if self._group is None:
