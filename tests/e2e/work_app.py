@@ -7,6 +7,7 @@ how many supervised tasks ran, what a handler saw of its request.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -88,9 +89,18 @@ async def state(request: Request) -> JSONResponse:
     return JSONResponse(dict(_counts))
 
 
+#: ``STELLATE_WORK_SLOW_SHUTDOWN=1``: the lifespan's teardown takes a minute, long enough
+#: for a second Ctrl-C to be the only way out.
+SLOW_SHUTDOWN = os.environ.get("STELLATE_WORK_SLOW_SHUTDOWN") == "1"
+
+
 @asynccontextmanager
 async def lifespan(app: Stellate) -> AsyncIterator[None]:
     yield
+    if SLOW_SHUTDOWN:
+        print("slow shutdown: begun", flush=True)
+        await anyio.sleep(60)
+        print("slow shutdown: done", flush=True)
 
 
 sub_app = Stellate(routes=[Route("/start", sub_endpoint)])
