@@ -187,8 +187,10 @@ async def _watch(
     limit, after_first_receive = read_ahead
     with guard.watcher, mux.holding_disconnect():
         await mux.wait_disconnected(limit, after_first_receive=after_first_receive)
-        # The disconnect and the end of the response can arrive in the same scheduling
-        # round, before this scope's cancellation is delivered: the response wins.
+        # The response may have completed before this scope's cancellation was
+        # delivered: a watcher that starts only after a quick response, or whose read
+        # returns the disconnect without awaiting (uvicorn, once the response is
+        # complete), gets here without a checkpoint in between. The response wins.
         if guard.complete:
             return
         guard.closed = True
