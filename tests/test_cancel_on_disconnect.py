@@ -257,6 +257,63 @@ async def test_background_task_is_not_cancelled_by_the_end_of_the_exchange() -> 
     assert conn.body == b"ok"
 
 
+class LeavingConnection(Connection):
+    """A server that, like uvicorn, answers ``receive`` with ``http.disconnect`` at once,
+    without awaiting anything, once the response is complete.
+
+    A quick handler completes its response before the watcher task has even started;
+    when the watcher then first calls ``receive``, the disconnect is already there.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.complete = False
+
+    async def receive(self) -> Message:
+        if self.complete:
+            return {"type": "http.disconnect"}
+        return await super().receive()
+
+    async def send(self, message: Message) -> None:
+        await super().send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+
+
+@pytest.mark.parametrize("response_class", ["plain", "streaming"])
+async def test_background_task_survives_a_client_leaving_after_the_last_byte(
+    response_class: str,
+) -> None:
+    ran: list[str] = []
+
+    async def after() -> None:
+        try:
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+        except anyio.get_cancelled_exc_class():
+            ran.append("cancelled")
+            raise
+        ran.append("finished")
+
+    async def endpoint(request: Request) -> Response:
+        from stellate.background import BackgroundTask
+
+        if response_class == "plain":
+            return PlainTextResponse("ok", background=BackgroundTask(after))
+
+        async def body() -> Any:
+            yield b"o"
+            yield b"k"
+
+        return StreamingResponse(body(), background=BackgroundTask(after))
+
+    app = Stellate(routes=[Route("/", endpoint)], cancel_on_disconnect=True)
+    conn = LeavingConnection()
+    await serve(app, conn)
+    assert conn.body == b"ok"
+    assert ran == ["finished"]
+
+
 @pytest.mark.parametrize("spec_version", [None, "2.4"])
 async def test_streaming_response_stops_and_nothing_follows_the_cancellation(
     spec_version: str | None,
@@ -468,6 +525,91 @@ async def test_base_http_middleware_request_sees_the_body_with_cancel_on() -> No
     assert conn.body == b"hello"
     headers = dict(conn.sent[0]["headers"])
     assert headers[b"x-seen"] == b"hello"
+
+
+# -- the read-ahead: bounded, and never the handler's decision ------------------------------
+
+
+class CountingConnection(Connection):
+    """Counts the messages the application took from the server."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__()
+        self.extra_headers = headers or []
+        self.taken = 0
+
+    def scope(self, path: str = "/", method: str = "GET") -> dict[str, Any]:
+        scope = super().scope(path, method)
+        scope["headers"] = [*scope["headers"], *self.extra_headers]
+        return scope
+
+    async def receive(self) -> Message:
+        message = await super().receive()
+        self.taken += 1
+        return message
+
+
+async def taken_while_blocked(app: ASGIApp, conn: CountingConnection, probe: Probe) -> int:
+    """How many messages the app took once everything waits; the handler is still running."""
+    async with anyio.create_task_group() as group:
+        group.start_soon(conn.run, app, "/", "POST")
+        await probe.started.wait()
+        await anyio.wait_all_tasks_blocked()
+        assert not probe.cancelled.is_set()
+        group.cancel_scope.cancel()
+    return conn.taken
+
+
+@pytest.mark.parametrize(
+    ("route_limit", "chunk", "expected"),
+    [(None, 32 * 1024, 2), (1000, 600, 2), (10 * 1024 * 1024, 48 * 1024, 2)],
+)
+async def test_read_ahead_stops_at_the_route_limit_or_64_kib(
+    route_limit: int | None, chunk: int, expected: int
+) -> None:
+    """Without a route limit 64 KiB; with one, no more than it (and never over 64 KiB).
+    The handler never reads, so the client's disconnect behind the body stays unseen."""
+    probe = Probe()
+    route = Route(
+        "/", probe.endpoint, methods=["POST"], cancel_on_disconnect=True, max_body_size=route_limit
+    )
+    conn = CountingConnection()
+    for _ in range(8):
+        conn.push_body(b"x" * chunk)
+    conn.disconnect()
+    with anyio.fail_after(5):
+        assert await taken_while_blocked(Stellate(routes=[route]), conn, probe) == expected
+
+
+async def test_read_ahead_waits_for_the_handler_on_expect_100_continue() -> None:
+    """The server's first receive is what says "100 Continue": only the handler may ask."""
+    started = anyio.Event()
+    proceed = anyio.Event()
+    cancelled = anyio.Event()
+
+    async def endpoint(request: Request) -> Response:
+        started.set()
+        await proceed.wait()
+        try:
+            await request.body()
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()
+            raise
+        return PlainTextResponse("read")  # pragma: no cover
+
+    app = Stellate(routes=[Route("/", endpoint, methods=["POST"])], cancel_on_disconnect=True)
+    conn = CountingConnection([(b"expect", b"100-Continue")])
+    conn.push_body(b"x", more_body=True)
+    conn.disconnect()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(conn.run, app, "/", "POST")
+            await started.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert conn.taken == 0  # nothing read: the client has not been told to go on
+            proceed.set()
+            await cancelled.wait()  # once the handler reads, the disconnect is seen
+    assert conn.sent == []
 
 
 # -- the multiplexer itself ---------------------------------------------------------------

@@ -21,7 +21,7 @@ from stellate.applications import Stellate
 from stellate.background import TaskSupervisor
 from stellate.requests import Request
 from stellate.responses import JSONResponse, PlainTextResponse, Response
-from stellate.routing import Route
+from stellate.routing import Mount, Route
 from stellate.testing.client import AsyncTestClient
 
 Client = Callable[..., Any]
@@ -332,3 +332,103 @@ def test_shutdown_timeout_is_validated() -> None:
         TaskSupervisor(-1)
     with pytest.raises(TypeError, match="number of seconds"):
         TaskSupervisor("5")  # type: ignore[arg-type]
+
+
+def test_a_sync_endpoint_can_start_a_task(test_client_factory: Client) -> None:
+    """A sync endpoint runs in a worker thread: start_soon hands the task to the loop."""
+    ran: list[str] = []
+
+    async def work(label: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        ran.append(label)
+
+    def endpoint(request: Request) -> Response:
+        request.app.tasks.start_soon(work, "from a thread", name="threaded")
+        return PlainTextResponse("started")
+
+    app = app_with(endpoint)
+    with test_client_factory(app) as client:
+        assert client.get("/").text == "started"
+    assert ran == ["from a thread"]
+
+
+def test_a_sync_endpoint_gets_the_lifespan_hint_without_a_lifespan(
+    test_client_factory: Client,
+) -> None:
+    def endpoint(request: Request) -> Response:
+        request.app.tasks.start_soon(anyio.sleep, 0)
+        return PlainTextResponse("unreachable")  # pragma: no cover
+
+    with pytest.raises(RuntimeError, match="TestClient as a context manager"):
+        test_client_factory(app_with(endpoint)).get("/")
+
+
+def test_a_blocked_sync_task_is_abandoned_at_the_shutdown_deadline(
+    test_client_factory: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A thread cannot be cancelled: shutdown logs it by name and goes on without it.
+
+    The task blocks until the test releases it, after the shutdown: a shutdown that
+    waited for it would only end when the wait gives up, with the task finished.
+    """
+    release = threading.Event()
+    outcome: list[str] = []
+
+    def stuck() -> None:
+        outcome.append("released" if release.wait(10) else "gave up")
+
+    async def endpoint(request: Request) -> Response:
+        request.app.tasks.start_soon(stuck, name="nightly-export")
+        return PlainTextResponse("ok")
+
+    app = app_with(endpoint, shutdown_timeout=0.05)
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="stellate.tasks"),
+            test_client_factory(app) as client,
+        ):
+            client.get("/")
+        assert outcome == []  # the shutdown did not wait for it
+        assert app.tasks.pending == []
+    finally:
+        release.set()
+    messages = [r.getMessage() for r in caplog.records if r.name == "stellate.tasks"]
+    assert any("abandoning" in m and "'nightly-export'" in m for m in messages), messages
+
+
+def test_a_mounted_application_starts_tasks_in_the_outer_lifespan(
+    test_client_factory: Client,
+) -> None:
+    ran: list[str] = []
+
+    async def work(label: str, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started(label)
+        await anyio.lowlevel.checkpoint()
+        ran.append(label)
+
+    async def start_soon(request: Request) -> Response:
+        request.app.tasks.start_soon(work, "soon")
+        return PlainTextResponse("started")
+
+    async def start(request: Request) -> Response:
+        return PlainTextResponse(await request.app.tasks.start(work, "ready"))
+
+    sub = Stellate(routes=[Route("/soon", start_soon), Route("/ready", start)])
+    outer = Stellate(routes=[Mount("/sub", sub)])
+    with test_client_factory(outer) as client:
+        assert client.get("/sub/soon").text == "started"
+        assert client.get("/sub/ready").text == "ready"
+        assert sub.tasks.pending == []  # they belong to the outer application
+    assert sorted(ran) == ["ready", "soon"]
+
+
+def test_a_mounted_application_without_a_running_outer_lifespan_says_how(
+    test_client_factory: Client,
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        request.app.tasks.start_soon(anyio.sleep, 0)
+        return PlainTextResponse("unreachable")  # pragma: no cover
+
+    outer = Stellate(routes=[Mount("/sub", app_with(endpoint))])
+    with pytest.raises(RuntimeError, match="outer application's lifespan"):
+        test_client_factory(outer).get("/sub/")

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from stellate.applications import Stellate
+from stellate.background import BackgroundTasks
 from stellate.exceptions import HandlerTimeout, HTTPException
 from stellate.requests import Request
 from stellate.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -303,3 +304,33 @@ def test_an_async_handler_that_blocks_past_its_deadline_gets_a_503(
     app = Stellate(routes=[Route("/", blocking)], timeout=DEADLINE)
     response = test_client_factory(app).get("/")
     assert response.status_code == 503
+
+
+def test_a_background_task_runs_past_the_deadline_of_its_response(
+    test_client_factory: Client,
+) -> None:
+    """The deadline covers producing the response; what runs after it is not cut short."""
+    ran: list[str] = []
+
+    async def after() -> None:
+        try:
+            await anyio.sleep(DEADLINE * 5)  # well past the handler's deadline
+        except anyio.get_cancelled_exc_class():
+            ran.append("cancelled")
+            raise
+        ran.append("finished")
+
+    def sync_after() -> None:
+        _block_past(DEADLINE * 2)
+        ran.append("sync finished")
+
+    async def quick(request: Request) -> Response:
+        tasks = BackgroundTasks()
+        tasks.add_task(after)
+        tasks.add_task(sync_after)
+        return PlainTextResponse("in time", background=tasks)
+
+    app = Stellate(routes=[Route("/", quick, timeout=DEADLINE)])
+    response = test_client_factory(app).get("/")
+    assert (response.status_code, response.text) == (200, "in time")
+    assert ran == ["finished", "sync finished"]

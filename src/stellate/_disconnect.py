@@ -14,9 +14,14 @@ application and makes both possible at once:
 * ``http.disconnect`` is remembered: once it is seen, every later ``receive`` returns it
   at once, and :meth:`ReceiveMultiplexer.wait_disconnected` returns for every watcher.
 
-A watcher reads ahead of the handler to see the disconnect, but never more than
-:data:`READ_AHEAD_LIMIT` bytes of body: beyond that it waits for the handler to catch up,
-so an application that never reads a large body does not get it buffered in memory.
+A watcher reads ahead of the handler to see the disconnect, but only up to a limit
+(:data:`READ_AHEAD_LIMIT` unless the watcher says less): beyond that it waits for the
+handler to catch up, so an application that never reads a large body does not get it
+buffered in memory. The limit is checked before each read, so what is buffered is at
+most the limit plus the one message (a server-sized chunk) that crossed it. A watcher
+may also wait for the application's first ``receive`` before reading anything: on a
+request with ``Expect: 100-continue``, the server's first ``receive`` tells the client to
+send its body, which only the handler may decide to do.
 
 ``Stellate`` installs the multiplexer for every HTTP request and publishes it in the
 request context (see :func:`get_multiplexer`), so route-level watchers,
@@ -44,8 +49,9 @@ __all__ = [
     "poll",
 ]
 
-#: How many bytes of unread body a watcher may buffer while waiting for a disconnect.
-READ_AHEAD_LIMIT = 1024 * 1024
+#: How many bytes of unread body a watcher may buffer while waiting for a disconnect,
+#: unless it asks for less (a route whose ``max_body_size`` is smaller).
+READ_AHEAD_LIMIT = 64 * 1024
 
 
 def get_multiplexer(scope: Scope) -> ReceiveMultiplexer | None:
@@ -107,6 +113,7 @@ class ReceiveMultiplexer:
     """
 
     __slots__ = (
+        "_asked",
         "_buffer",
         "_buffered",
         "_changed",
@@ -122,6 +129,7 @@ class ReceiveMultiplexer:
         self._buffer: deque[Message] | None = None
         self._buffered = 0
         self._reading = False
+        self._asked = False  # whether the application has called receive yet
         self._disconnect: Message | None = None
         self._holds = 0
         # Created on demand: most requests never have two readers.
@@ -134,6 +142,7 @@ class ReceiveMultiplexer:
 
     async def receive(self) -> Message:
         """The next message for the application: buffered body first, then what comes."""
+        self._asked = True
         if not (self._buffer or self._reading or self._disconnect is not None):
             # The common case, a lone reader: straight through, nothing buffered.
             self._reading = True
@@ -170,10 +179,21 @@ class ReceiveMultiplexer:
             self._holds -= 1
             self._notify()
 
-    async def wait_disconnected(self) -> None:
-        """Return once the client has disconnected, reading ahead of the application."""
+    async def wait_disconnected(
+        self, limit: int = READ_AHEAD_LIMIT, *, after_first_receive: bool = False
+    ) -> None:
+        """Return once the client has disconnected, reading ahead of the application.
+
+        At most ``limit`` bytes of unread body are buffered (see the module docstring);
+        with ``after_first_receive``, nothing is read before the application's first
+        ``receive``.
+        """
         while self._disconnect is None:
-            if self._reading or self._buffered >= READ_AHEAD_LIMIT:
+            if (
+                self._reading
+                or self._buffered >= limit
+                or (after_first_receive and not self._asked)
+            ):
                 await self._wait_for_change()
             else:
                 await self._read_one()

@@ -10,9 +10,11 @@ directly: no task group, no wrapped ``send``.
 Cancel on disconnect runs the handler in a task group beside a watcher that waits on the
 connection's :class:`~stellate._disconnect.ReceiveMultiplexer`; the watcher cancels the
 group the moment ``http.disconnect`` arrives, whether or not the handler has read its
-body. Once the response is complete the watcher stops, so a server that reports the end
-of the exchange as a disconnect does not cancel the response's background task. After a
-cancellation nothing more is sent: the client is gone.
+body. The watcher's reach is the handler and the sending of its response, never the work
+that follows: once the last body message is on its way the watcher stands down, so a
+client that read the whole answer and left (which servers report as ``http.disconnect``,
+often before that last ``send`` has even returned) does not cancel the response's
+background task. After a cancellation nothing more is sent: the client is gone.
 
 A deadline is an ``anyio.move_on_after`` around the handler. When it expires before the
 response started, :class:`~stellate.exceptions.HandlerTimeout` (a 503 ``HTTPException``)
@@ -20,7 +22,9 @@ is raised for the exception handlers to answer. When the response has already st
 no answer can be sent any more: the stream is left unfinished and the application
 returns, so the server closes the connection and the client can tell that the body is
 incomplete (a truncated ``Content-Length`` body, or a chunked body without its last
-chunk) rather than mistaking it for the whole response.
+chunk) rather than mistaking it for the whole response. Like the watcher, the deadline
+covers producing the response: once its last body message is on its way the deadline
+is lifted, so the response's background task runs to its end.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ import anyio
 import anyio.abc
 
 from stellate._concurrency import create_task_group
-from stellate._context import context_of, get_context
-from stellate._disconnect import ReceiveMultiplexer, get_multiplexer
+from stellate._context import MAX_BODY_SIZE_SCOPE_KEY, context_of, get_context
+from stellate._disconnect import READ_AHEAD_LIMIT, ReceiveMultiplexer, get_multiplexer
 from stellate.exceptions import HandlerTimeout
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,20 +91,26 @@ async def run_handler(
     send: Send,
     cancel_on_disconnect: bool,
     seconds: float | None,
+    max_body_size: int | None = None,
 ) -> None:
-    """Run ``app`` for an HTTP scope under the given (resolved) policies."""
+    """Run ``app`` for an HTTP scope under the given (resolved) policies.
+
+    ``max_body_size`` is the route's own body limit, if it has one: the watcher never
+    reads ahead more than that.
+    """
     timeout = seconds
     if scope["type"] != "http" or (not cancel_on_disconnect and timeout is None):
         await app(scope, receive, send)
         return
     guard = _Guard(send)
     if timeout is None or math.isinf(timeout):
-        await _run(app, scope, receive, guard, cancel_on_disconnect)
+        await _run(app, scope, receive, guard, cancel_on_disconnect, max_body_size)
         return
     try:
         with anyio.move_on_after(timeout) as deadline:
             guard.deadline = deadline.deadline
-            await _run(app, scope, receive, guard, cancel_on_disconnect)
+            guard.deadline_scope = deadline
+            await _run(app, scope, receive, guard, cancel_on_disconnect, max_body_size)
     except _DeadlinePassed:
         raise HandlerTimeout(timeout) from None
     if deadline.cancelled_caught:
@@ -122,7 +132,12 @@ def _timed_out(scope: Scope, guard: _Guard, timeout: float) -> None:
 
 
 async def _run(
-    app: ASGIApp, scope: Scope, receive: Receive, guard: _Guard, cancel_on_disconnect: bool
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    guard: _Guard,
+    cancel_on_disconnect: bool,
+    max_body_size: int | None,
 ) -> None:
     if not cancel_on_disconnect:
         await app(scope, receive, guard.send)
@@ -132,8 +147,9 @@ async def _run(
         # A route used outside a Stellate application: install one for this request.
         mux = context_of(scope).receive = ReceiveMultiplexer(receive)
         receive = mux.receive
+    read_ahead = _read_ahead(scope, max_body_size)
     async with create_task_group() as group:
-        group.start_soon(_watch, mux, guard, group.cancel_scope)
+        group.start_soon(_watch, mux, guard, group.cancel_scope, read_ahead)
         await app(scope, receive, guard.send)
         group.cancel_scope.cancel()
     if guard.closed:
@@ -144,9 +160,39 @@ async def _run(
         )
 
 
-async def _watch(mux: ReceiveMultiplexer, guard: _Guard, handler: anyio.CancelScope) -> None:
+def _read_ahead(scope: Scope, max_body_size: int | None) -> tuple[int, bool]:
+    """How far the watcher may read ahead, and whether it must wait for the handler first.
+
+    Never more than the body the route accepts (its own ``max_body_size``, else the one
+    in force around it), nor more than :data:`READ_AHEAD_LIMIT`. A request that expects
+    ``100-continue`` is not read before the handler asks for its body: the server's
+    first ``receive`` tells the client to go on.
+    """
+    if max_body_size is None:
+        max_body_size = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    limit = READ_AHEAD_LIMIT if max_body_size is None else min(max_body_size, READ_AHEAD_LIMIT)
+    expects = any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", ())
+    )
+    return limit, expects
+
+
+async def _watch(
+    mux: ReceiveMultiplexer,
+    guard: _Guard,
+    handler: anyio.CancelScope,
+    read_ahead: tuple[int, bool],
+) -> None:
+    limit, after_first_receive = read_ahead
     with guard.watcher, mux.holding_disconnect():
-        await mux.wait_disconnected()
+        await mux.wait_disconnected(limit, after_first_receive=after_first_receive)
+        # The response may have completed before this scope's cancellation was
+        # delivered: a watcher that starts only after a quick response, or whose read
+        # returns the disconnect without awaiting (uvicorn, once the response is
+        # complete), gets here without a checkpoint in between. The response wins.
+        if guard.complete:
+            return
         guard.closed = True
         handler.cancel()
 
@@ -163,14 +209,23 @@ class _DeadlinePassed(BaseException):
 class _Guard:
     """The handler's ``send``: notes the response's progress, drops what comes too late."""
 
-    __slots__ = ("_send", "closed", "deadline", "started", "watcher")
+    __slots__ = ("_send", "closed", "complete", "deadline", "deadline_scope", "started", "watcher")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.deadline = math.inf  # the handler's deadline on the event loop's clock
+        self.deadline_scope: anyio.CancelScope | None = None
         self.started = False
+        self.complete = False
         self.closed = False
         self.watcher = anyio.CancelScope()
+
+    def _stand_down(self) -> None:
+        """The response is complete: what runs after it (its background) is not watched."""
+        self.complete = True
+        self.watcher.cancel()
+        if self.deadline_scope is not None:
+            self.deadline_scope.deadline = math.inf
 
     async def send(self, message: Message) -> None:
         if self.closed:
@@ -185,6 +240,7 @@ class _Guard:
             self.started = True
         elif kind == "http.response.body" and not message.get("more_body", False):
             # The exchange is over: a disconnect from now on is the server saying so,
-            # not the client leaving early, and must not cancel what runs after.
-            self.watcher.cancel()
+            # not the client leaving early, and must not cancel what runs after; nor
+            # does the deadline, which was for producing the response.
+            self._stand_down()
         await self._send(message)

@@ -22,7 +22,10 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+if TYPE_CHECKING:
+    import anyio
 
 __all__ = [
     "APP_VARIABLE",
@@ -305,16 +308,52 @@ async def _serve_until_signal(app: Any, config: Any, backend: str) -> None:
         from hypercorn.trio import serve as serve_app
     else:
         from hypercorn.asyncio import serve as serve_app
-    trigger = None if sys.platform == "win32" else _wait_for_signal
-    await serve_app(app, config, shutdown_trigger=trigger)
-
-
-async def _wait_for_signal() -> None:
+    if sys.platform == "win32":
+        await serve_app(app, config, shutdown_trigger=None)
+        return
     import anyio
 
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            return
+    from stellate._concurrency import create_task_group
+
+    stop = anyio.Event()
+    # The watcher's own scope, not the group's: hypercorn's asyncio serve leaves the
+    # host task with a pending cancellation request that the group's scope would take
+    # for its own, and re-raise.
+    watching = anyio.CancelScope()
+    async with create_task_group() as group:
+        group.start_soon(_watch_signals, stop, watching)
+        try:
+            await serve_app(app, config, shutdown_trigger=stop.wait)
+        finally:
+            watching.cancel()
+
+
+async def _watch_signals(stop: anyio.Event, watching: anyio.CancelScope) -> None:
+    """The first SIGINT/SIGTERM starts the graceful shutdown; a second one ends it now.
+
+    The receiver stays open during the shutdown, so the second signal reaches this loop
+    rather than the event loop's own handling (on trio, a KeyboardInterrupt raised
+    somewhere in the shutdown, ending in an exception-group traceback).
+    """
+    import anyio
+
+    with watching, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if not stop.is_set():
+                stop.set()
+            else:
+                _exit_now(signum)
+
+
+def _exit_now(signum: int) -> NoReturn:
+    """Leave at once: a second interrupt means the user will not wait for the shutdown."""
+    print(
+        "stellate: second interrupt during shutdown: exiting now, without finishing it",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(128 + signum)  # what a shell reports for a process a signal ended: 130 for ^C
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

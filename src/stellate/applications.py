@@ -195,6 +195,10 @@ class Stellate:
         return None if self._limiter is None else self._limiter.total_tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        outer = scope.get("app")
+        if outer is not None and outer is not self and isinstance(outer, Stellate):
+            # Mounted inside another application, whose lifespan is the one that runs.
+            self.tasks._mounted_in(outer.tasks)
         scope["app"] = self
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()

@@ -7,14 +7,19 @@ application: its task group is the lifespan's, so nothing it starts is fire-and-
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import logging
 import math
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec
 
 import anyio
 import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 
 from stellate._concurrency import (
@@ -68,7 +73,8 @@ logger = logging.getLogger("stellate.tasks")
 _NOT_RUNNING = (
     "app.tasks can only start tasks while the application's lifespan is running: the "
     "server runs it; in tests, use the TestClient as a context manager "
-    "(with TestClient(app) as client: ...)"
+    "(with TestClient(app) as client: ...). An application mounted inside another one "
+    "uses the outer application's app.tasks: run the outer application's lifespan"
 )
 
 
@@ -80,8 +86,13 @@ class TaskSupervisor:
     finish, then cancels the rest, logging (``stellate.tasks``) the name of each task it
     had to cancel, and waits for them to unwind; only then does the application's
     lifespan exit, so tasks never outlive the resources it set up. A task that raises is
-    logged with its name and traceback; the others and the application carry on. Sync
-    functions run in a worker thread under the application's limiter.
+    logged with its name and traceback; the others and the application carry on.
+
+    Sync functions run in a thread of their own, under the application's limiter. A
+    thread cannot be cancelled: one still running at the shutdown deadline is abandoned
+    (logged by name), so it does not hold the shutdown or the process's exit (the thread
+    is a daemon). :meth:`start_soon` may be called from a worker thread (a sync endpoint
+    or dependency): the task is started on the event loop's thread.
     """
 
     def __init__(self, shutdown_timeout: float = 30.0) -> None:
@@ -99,6 +110,12 @@ class TaskSupervisor:
         self._next_id = 0
         self._idle: anyio.Event | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        # The supervisor of the application this one was last mounted in: a mounted
+        # application's own lifespan never runs, so it starts its tasks there.
+        self._outer: TaskSupervisor | None = None
+        # The event loop's thread and token, so start_soon works from worker threads.
+        self._loop_thread: int | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
 
     @property
     def pending(self) -> list[str]:
@@ -107,6 +124,14 @@ class TaskSupervisor:
 
     def start_soon(self, func: Callable[..., Any], *args: Any, name: str | None = None) -> None:
         """Start ``func(*args)`` in the application's task group and return at once."""
+        if self._group is None and self._outer is not None:
+            self._outer.start_soon(func, *args, name=name)
+            return
+        if self._token is not None and threading.get_ident() != self._loop_thread:
+            # From a worker thread (a sync endpoint): start it on the loop's thread.
+            start = functools.partial(self.start_soon, func, *args, name=name)
+            anyio.from_thread.run_sync(start, token=self._token)
+            return
         group = self._open_group()
         key, label = self._register(func, name)
         group.start_soon(self._run, key, func, args, name=label)
@@ -117,11 +142,18 @@ class TaskSupervisor:
         Returns the value given to ``task_status.started()``. An error raised before
         that reaches the caller; one raised after it is logged like any other.
         """
+        if self._group is None and self._outer is not None:
+            return await self._outer.start(func, *args, name=name)
         group = self._open_group()
         if not is_async_callable(func):
             raise TypeError(f"start() needs an async function taking task_status, not {func!r}")
         key, label = self._register(func, name)
         return await group.start(self._run_started, key, func, args, name=label)
+
+    def _mounted_in(self, outer: TaskSupervisor) -> None:
+        """This application serves a request for ``outer``'s: borrow its lifespan."""
+        if outer is not self:
+            self._outer = outer
 
     def _open_group(self) -> anyio.abc.TaskGroup:
         if self._group is None:
@@ -151,7 +183,7 @@ class TaskSupervisor:
                 if is_async_callable(func):
                     await func(*args)
                 else:
-                    await anyio.to_thread.run_sync(func, *args, limiter=self._limiter)
+                    await self._run_in_thread(name, func, args)
         except Exception:
             logger.exception("supervised task %r raised", name)
         finally:
@@ -177,12 +209,54 @@ class TaskSupervisor:
         finally:
             self._finished(key)
 
+    async def _run_in_thread(
+        self, name: str, func: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        """Run a sync task in a daemon thread; if cancelled, abandon it and say so.
+
+        Not anyio's worker threads: on asyncio they are not daemons, so a task blocked
+        past the shutdown deadline would keep the process from exiting after the
+        lifespan ended. The thread holds one of the limiter's tokens while it is waited
+        for, as a worker thread would.
+        """
+        done = anyio.Event()
+        outcome: list[BaseException] = []
+        token = anyio.lowlevel.current_token()
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            try:
+                context.run(func, *args)
+            except BaseException as exc:  # handed to the waiting task, which raises it
+                outcome.append(exc)
+            try:
+                anyio.from_thread.run_sync(done.set, token=token)
+            except RuntimeError:
+                pass  # the event loop has ended: nobody is waiting any more
+
+        limiter = self._limiter or anyio.to_thread.current_default_thread_limiter()
+        async with limiter:
+            thread = threading.Thread(target=work, name=f"stellate task {name}", daemon=True)
+            thread.start()
+            try:
+                await done.wait()
+            except anyio.get_cancelled_exc_class():
+                logger.warning(
+                    "abandoning supervised task %r: its thread is still running at shutdown",
+                    name,
+                )
+                raise
+        if outcome:
+            raise outcome[0]
+
     @asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[None]:
         """Open the task group for the lifespan; on the way out, cancel what is left."""
         if self._group is not None:
             raise RuntimeError("this application's lifespan is already running")
         self._limiter = current_limiter.get()
+        self._loop_thread = threading.get_ident()
+        self._token = anyio.lowlevel.current_token()
         try:
             async with create_task_group() as group:
                 self._group = group
@@ -194,6 +268,7 @@ class TaskSupervisor:
                     self._cancel_remaining()
         finally:
             self._group = None
+            self._token = self._loop_thread = None
             self._idle = None
             # Tasks cancelled before they ever ran never unregistered themselves.
             self._running.clear()

@@ -349,7 +349,7 @@ class Route(_PathRoute):
             # Neither policy applies (the common case): no need for run_handler's layer.
             await app(scope, receive, send)
             return
-        await run_handler(app, scope, receive, send, cancel, timeout)
+        await run_handler(app, scope, receive, send, cancel, timeout, self.max_body_size)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
         self._check_url_params(name, path_params)

@@ -195,6 +195,20 @@ class Crowd:
         finally:
             ws.transport.abort()  # no close frame: the connection just drops
 
+    async def abort_cancel_upload(self) -> None:
+        """Leave mid-upload to a cancel_on_disconnect route (its watcher reads ahead)."""
+        stream = await self.raw()
+        head = b"POST /cancel-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+        await stream.send(head + b"c" * self.rng.randrange(0, 300_000, 4096))
+        await self.abandon(stream, self.rng.random() < 0.5)
+
+    async def abort_slow_handler(self) -> None:
+        """Leave while a cancel_on_disconnect handler is still working on the answer."""
+        stream = await self.raw()
+        await stream.send(b"GET /cancel-slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        await anyio.sleep(self.rng.random() * 0.02)
+        await self.abandon(stream, self.rng.random() < 0.5)
+
     async def abort_headers(self) -> None:
         stream = await self.raw()
         await stream.send(b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Half: ")
@@ -219,7 +233,15 @@ MIX = [
     ("abort_websocket", 2, False),
     ("abort_headers", 1, False),
 ]
-_DRAW = [(name, polite) for name, weight, polite in MIX for _ in range(weight)]
+#: Only clients that leave halfway: the aborted-requests run (2,000 per server).
+ABORTS = [entry for entry in MIX if not entry[2]] + [
+    ("abort_cancel_upload", 2, False),
+    ("abort_slow_handler", 2, False),
+]
+
+
+def _draw(mix: list[tuple[str, int, bool]]) -> list[tuple[str, bool]]:
+    return [(name, polite) for name, weight, polite in mix for _ in range(weight)]
 
 
 async def _one(crowd: Crowd, outcome: Outcome, name: str, polite: bool, deadline: float) -> None:
@@ -243,12 +265,19 @@ async def _one(crowd: Crowd, outcome: Outcome, name: str, polite: bool, deadline
 
 
 async def run_load(
-    port: int, *, total: int, burst: int, seed: int, deadline: float = DEADLINE
+    port: int,
+    *,
+    total: int,
+    burst: int,
+    seed: int,
+    deadline: float = DEADLINE,
+    mix: list[tuple[str, int, bool]] = MIX,
 ) -> Outcome:
-    """Run ``total`` scenarios in bursts of ``burst`` concurrent connections.
+    """Run ``total`` scenarios drawn from ``mix`` in bursts of ``burst`` connections.
 
     ``deadline`` bounds each scenario: one that takes longer is a hang.
     """
+    draw = _draw(mix)
     rng = random.Random(seed)  # draws the plan; each scenario has a Random of its own
     outcome = Outcome()
     # Idle connections are dropped after 2 s, well before the servers' 5 s keep-alive
@@ -264,7 +293,7 @@ async def run_load(
         done = 0
         while done < total:
             size = min(burst, total - done)
-            picks = [(*rng.choice(_DRAW), rng.getrandbits(64)) for _ in range(size)]
+            picks = [(*rng.choice(draw), rng.getrandbits(64)) for _ in range(size)]
             async with anyio.create_task_group() as group:
                 for name, polite, own_seed in picks:
                     crowd = Crowd(port, random.Random(own_seed), client)

@@ -12,6 +12,11 @@ connections. Afterwards:
   process holds no more file descriptors than after the warm-up;
 * resident memory is within 10% of what it was after the warm-up.
 
+A second test sends 2,000 clients per server that all leave halfway (the aborts above,
+plus uploads to and slow handlers of ``cancel_on_disconnect`` routes) and checks that
+none got a 5xx (the server's access log) and that no handler, task, file descriptor or
+temp file outlives them.
+
 The bounded run (``scripts/test``) is 300 requests in bursts of 50 per server. The long
 run, 10,000 requests in bursts of 1,000, is
 ``STELLATE_LOAD=long .venv/bin/python -m pytest tests/e2e/test_faults.py -p no:cacheprovider``.
@@ -20,6 +25,7 @@ run, 10,000 requests in bursts of 1,000, is
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -27,7 +33,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from tests.e2e._load import FILE_SIZE, release_memory, run_load, state
+from tests.e2e._load import ABORTS, FILE_SIZE, release_memory, run_load, state
 from tests.e2e._servers import SERVERS, ServerProcess, start_server
 
 HERE = Path(__file__).resolve().parent
@@ -174,6 +180,70 @@ def test_faults_and_load(fault_server: ServerProcess) -> None:
     release_memory(fault_server.port)
     rss = rss_kib(pid)
     assert rss <= idle_rss * 1.10, f"RSS grew from {idle_rss} KiB to {rss} KiB"
+    assert log_problems(fault_server) == []
+
+
+ABORTED_TOTAL, ABORTED_BURST, ABORTED_WARM_UP = 2_000, 100, 200
+#: A status in an access-log line: hypercorn and uvicorn both put it right after the
+#: quoted request line.
+ACCESS_STATUS = re.compile(r'" (\d{3})\b')
+
+
+def server_errors(server: ServerProcess) -> list[str]:
+    """The access-log lines of the server's log that report a 5xx."""
+    lines = server.output().splitlines()
+    return [
+        line
+        for line in lines
+        if (match := ACCESS_STATUS.search(line)) and match.group(1).startswith("5")
+    ]
+
+
+@pytest.mark.timeout(600)
+def test_aborted_requests_leave_nothing_behind(fault_server: ServerProcess) -> None:
+    """2,000 clients per server that all leave halfway (every abort of the load mix, plus
+    uploads to and slow handlers of ``cancel_on_disconnect`` routes): no 5xx, no handler
+    left running, no task, file descriptor or temp file more than after a warm-up."""
+    pid = fault_server.process.pid
+    idle_tasks = int(str(state(fault_server.port)["tasks"]))
+
+    def aborts(total: int, seed: int) -> None:
+        outcome = anyio.run(
+            lambda: run_load(
+                fault_server.port,
+                total=total,
+                burst=ABORTED_BURST,
+                seed=seed,
+                deadline=DEADLINE,
+                mix=ABORTS,
+            )
+        )
+        assert sum(outcome.counts.values()) == total
+        assert outcome.failures == [], "\n".join(outcome.failures)
+
+    aborts(ABORTED_WARM_UP, SEED + 1)
+    idle = settled(fault_server, idle_tasks, idle_fds=10**6)
+    assert idle["open"] == {}, idle
+    idle_fds = fd_count(pid)
+
+    aborts(ABORTED_TOTAL, SEED + 2)
+
+    after = settled(fault_server, idle_tasks, idle_fds)
+    leaked = {
+        "5xx": server_errors(fault_server),
+        "handlers": after["open"],
+        "errors": after["errors"],
+        "tasks": int(str(after["tasks"])) - idle_tasks,
+        "fds": fd_count(pid) - idle_fds,
+        "temp files": list((Path(fault_server.log).parent / "tmp").iterdir()),
+    }
+    print(f"{ABORTED_TOTAL} aborted requests: {leaked}")
+    assert leaked["5xx"] == [], leaked["5xx"][:5]
+    assert leaked["handlers"] == {}, f"handlers still running: {leaked['handlers']}"
+    assert leaked["errors"] == []
+    assert leaked["tasks"] <= 0, (idle["task_names"], after["task_names"])
+    assert leaked["fds"] <= 0, sorted(os.listdir(f"/proc/{pid}/fd"))
+    assert leaked["temp files"] == [], "temp files left"
     assert log_problems(fault_server) == []
 
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit, urlunsp
 import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisWarning
 
 from stellate._urls import parse_host
 from stellate.testing import strategies
