@@ -7,7 +7,7 @@ in each implementation, so the smoke test can check that each app really parsed 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
@@ -178,11 +178,13 @@ def _form_summary(items: list[tuple[str, Any]], upload_class: type) -> str:
     return f"fields={fields} chars={chars} files={files} bytes={size}"
 
 
-def _form_app(fw: Framework) -> Any:
+def _form_app(fw: Framework, max_part_size: int | None = None) -> Any:
+    """Reads the form and answers its summary; ``max_part_size`` overrides the default limit."""
     upload_class = fw.UploadFile
+    limits = {} if max_part_size is None else {"max_part_size": max_part_size}
 
     async def endpoint(request: Any) -> Any:
-        async with request.form() as form:
+        async with request.form(**limits) as form:
             summary = _form_summary(form.multi_items(), upload_class)
         return fw.PlainTextResponse(summary)
 
@@ -198,14 +200,37 @@ def _urlencoded(pairs: list[tuple[str, str]]) -> bytes:
     return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in pairs).encode()
 
 
-def _form_case(label: str, body: bytes, content_type: bytes, raw: Any, summary: str) -> Case:
+def _form_case(
+    label: str,
+    body: bytes,
+    content_type: bytes,
+    raw: Any,
+    summary: str,
+    max_part_size: int | None = None,
+) -> Case:
     return Case(
         label,
         post_scope("/form", len(body), content_type),
-        {"raw": raw, **per_framework(_form_app)},
+        {"raw": raw, **per_framework(lambda fw: _form_app(fw, max_part_size))},
         body=chunked(body),
         expected_body=summary.encode(),
     )
+
+
+def _summary(fields: Sequence[tuple[str, str]], files: Sequence[tuple[str, bytes]] = ()) -> str:
+    """The summary :func:`_form_summary` gives for a form of these fields and files."""
+    return (
+        f"fields={len(fields)} chars={sum(len(v) for _, v in fields)} "
+        f"files={len(files)} bytes={sum(len(c) for _, c in files)}"
+    )
+
+
+#: Forms read with an explicit per-part size limit (``request.form(max_part_size=...)``):
+#: fields that come close to it, and one field under a limit raised above the default.
+LIMITED_SHAPES = [
+    ("100x8 KiB, limit 16 KiB", 100, 8 * KIB, 16 * KIB),
+    ("4 MiB field, limit 8 MiB", 1, 4 * MIB, 8 * MIB),
+]
 
 
 def form_cases() -> list[Case]:
@@ -213,13 +238,13 @@ def form_cases() -> list[Case]:
     # The field, name and value, is 1 MiB: the most a field may be by default in stellate.
     big = [("text", "x" * (MIB - len("text")))]
     encoded = [(f"naïve key {n}", f"café & crème = {n}% / ✓") for n in range(1000)]
-    return [
+    cases = [
         _form_case(
             f"forms: urlencoded {label}",
             _urlencoded(pairs),
             _URLENCODED,
             _raw_urlencoded,
-            f"fields={len(pairs)} chars={sum(len(v) for _, v in pairs)} files=0 bytes=0",
+            _summary(pairs),
         )
         for label, pairs in [
             ("1,000 fields", plain),
@@ -227,6 +252,15 @@ def form_cases() -> list[Case]:
             ("1,000 percent-encoded", encoded),
         ]
     ]
+    for label, count, size, limit in LIMITED_SHAPES:
+        pairs = [(f"f{n}", "v" * (size - len(f"f{n}"))) for n in range(count)]
+        body = _urlencoded(pairs)
+        summary = _summary(pairs)
+        case = _form_case(
+            f"forms: urlencoded {label}", body, _URLENCODED, _raw_urlencoded, summary, limit
+        )
+        cases.append(case)
+    return cases
 
 
 # --- multipart -------------------------------------------------------------------------
@@ -303,11 +337,14 @@ def multipart_cases() -> list[Case]:
     ]
     cases = []
     for label, field_list, file_list in shapes:
-        summary = (
-            f"fields={len(field_list)} chars={sum(len(v) for _, v in field_list)} "
-            f"files={len(file_list)} bytes={sum(len(c) for _, c in file_list)}"
-        )
         body = _multipart(field_list, file_list)
+        summary = _summary(field_list, file_list)
         case = _form_case(f"multipart: {label}", body, _MULTIPART, _raw_multipart, summary)
+        cases.append(case)
+    for label, count, size, limit in LIMITED_SHAPES:
+        field_list = [(f"f{n}", "v" * size) for n in range(count)]
+        body = _multipart(field_list, [])
+        summary = _summary(field_list)
+        case = _form_case(f"multipart: {label}", body, _MULTIPART, _raw_multipart, summary, limit)
         cases.append(case)
     return cases

@@ -16,8 +16,8 @@ BOTH = ("asyncio", "trio")
 
 #: The ASGI spec version an HTTP scope declares: uvicorn's (hypercorn declares none, so 2.0).
 #: It matters to streaming: from 2.4 on, a server's ``send`` raises once the client is gone,
-#: and Starlette then streams without listening for ``http.disconnect``; stellate always
-#: listens. The streaming group also runs its cases with a 2.4 scope, to show both.
+#: so a response streams without listening for ``http.disconnect``. The streaming group
+#: also runs its cases with a 2.4 scope, whose ``receive`` serves the request body only.
 SERVER_SPEC_VERSION = "2.3"
 
 

@@ -1,15 +1,18 @@
 """End-to-end: the same routes from stellate and Starlette under real servers, driven by wrk.
 
     python benchmarks/e2e.py [--duration 5] [--rounds 2] [--connections 32]
-                             [--server uvicorn|hypercorn]... [--route /json]...
+                             [--server uvicorn|hypercorn-asyncio|hypercorn-trio]...
+                             [--route /json]...
 
-For each server (uvicorn on asyncio, hypercorn on trio) both apps of e2e_app.py are started
-on 127.0.0.1, each in its own process, and wrk (one thread, ``--connections`` keep-alive
-connections) loads one route of one app at a time, alternating between the two
-frameworks for ``--rounds`` rounds after a one-second warm-up of each. Printed, per
-server and route: requests per second (the mean of the rounds) and the latency
-percentiles of the last round, side by side, and the stellate/Starlette ratio of
-requests per second (higher is better for stellate).
+For each server (uvicorn on asyncio, hypercorn on asyncio and on trio) both apps of
+e2e_app.py are started on 127.0.0.1, each in its own process, and wrk (one thread,
+``--connections`` keep-alive connections) loads one route of one app at a time,
+alternating between the two frameworks for ``--rounds`` rounds after a one-second
+warm-up of each. ``POST /upload`` is sent by a wrk Lua script that sets the method, the
+multipart body and its Content-Type. Printed, per server and route: requests per second
+(the mean of the rounds) and the latency percentiles of the last round, side by side,
+and the stellate/Starlette ratio of requests per second (higher is better for stellate).
+Any answer other than 2xx/3xx, or a socket error, is printed under its row.
 
 wrk comes from Debian's packages: when it is missing, the script installs it with apt-get
 (running ``apt-get update`` first if the package is unknown). Everything is bounded: each
@@ -25,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROUTES = ["/", "/json", "/users/42"]
+ROUTES = ["/", "/json", "/users/42", "/stream", "/upload"]
 FRAMEWORKS = ["stellate", "starlette"]
 PERCENTILES = ["50%", "90%", "99%"]
 
@@ -46,11 +50,47 @@ def server_command(server: str, framework: str, port: int) -> list[str]:
         ]  # fmt: skip
     return [
         sys.executable, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "trio", "--log-level", "warning",
+        "--worker-class", SERVERS[server], "--log-level", "warning",
     ]  # fmt: skip
 
 
-SERVERS = {"uvicorn": "asyncio", "hypercorn": "trio"}
+# Server name -> the event loop it runs the app on.
+SERVERS = {"uvicorn": "asyncio", "hypercorn-asyncio": "asyncio", "hypercorn-trio": "trio"}
+
+
+def upload_script(directory: str) -> str:
+    """A wrk Lua script POSTing e2e_app's multipart upload; returns its path."""
+    from e2e_app import UPLOAD_BOUNDARY, UPLOAD_FILE_SIZE
+
+    def part(disposition: str) -> str:
+        return f"--{UPLOAD_BOUNDARY}\r\nContent-Disposition: form-data; {disposition}\r\n"
+
+    head = (
+        part('name="title"') + "\r\nbenchmark\r\n"
+        + part('name="note"') + "\r\nan upload\r\n"
+        + part('name="file"; filename="data.bin"')
+        + "Content-Type: application/octet-stream\r\n\r\n"
+    )  # fmt: skip
+    tail = f"\r\n--{UPLOAD_BOUNDARY}--\r\n"
+    content_type = f"multipart/form-data; boundary={UPLOAD_BOUNDARY}"
+    script = (
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Content-Type"] = {_lua_string(content_type)}\n'
+        f'wrk.body = {_lua_string(head)} .. string.rep("u", {UPLOAD_FILE_SIZE}) .. '
+        f"{_lua_string(tail)}\n"
+    )
+    path = os.path.join(directory, "upload.lua")
+    with open(path, "w") as file:
+        file.write(script)
+    return path
+
+
+def _lua_string(text: str) -> str:
+    """``text`` (ASCII) as a Lua string literal: quotes, backslashes, controls escaped."""
+    escaped = "".join(
+        char if " " <= char <= "~" and char not in '"\\' else f"\\{ord(char):03d}" for char in text
+    )
+    return f'"{escaped}"'
 
 
 def ensure_wrk() -> str:
@@ -118,8 +158,12 @@ class Load:
     errors: str = ""
 
 
-def run_wrk(wrk: str, url: str, duration: float, connections: int) -> Load:
+def run_wrk(
+    wrk: str, url: str, duration: float, connections: int, script: str | None = None
+) -> Load:
     command = [wrk, "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", script]
     output = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=duration + 30
     ).stdout
@@ -136,19 +180,23 @@ def run_wrk(wrk: str, url: str, duration: float, connections: int) -> Load:
     return Load(float(rate.group(1)), latency, errors)
 
 
-def benchmark(server: str, routes: list[str], args: argparse.Namespace, wrk: str) -> None:
+def benchmark(
+    server: str, routes: list[str], args: argparse.Namespace, wrk: str, scripts: dict[str, str]
+) -> None:
     with serving(server, "stellate") as stellate_port, serving(server, "starlette") as sl_port:
         ports = {"stellate": stellate_port, "starlette": sl_port}
         for route in routes:
+            script = scripts.get(route)
             rates: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
             last: dict[str, Load] = {}
             for framework in FRAMEWORKS:  # warm-up
-                run_wrk(wrk, f"http://127.0.0.1:{ports[framework]}{route}", 1, args.connections)
+                url = f"http://127.0.0.1:{ports[framework]}{route}"
+                run_wrk(wrk, url, 1, args.connections, script)
             for round_number in range(args.rounds):
                 order = FRAMEWORKS if round_number % 2 == 0 else FRAMEWORKS[::-1]
                 for framework in order:
                     url = f"http://127.0.0.1:{ports[framework]}{route}"
-                    load = run_wrk(wrk, url, args.duration, args.connections)
+                    load = run_wrk(wrk, url, args.duration, args.connections, script)
                     rates[framework].append(load.requests_per_second)
                     last[framework] = load
             print(_row(server, route, rates, last), flush=True)
@@ -158,7 +206,7 @@ def _row(server: str, route: str, rates: dict[str, list[float]], last: dict[str,
     mean = {fw: sum(r) / len(r) for fw, r in rates.items()}
     latencies = {fw: "/".join(last[fw].latency[p] for p in PERCENTILES) for fw in FRAMEWORKS}
     row = (
-        f"{server + ' (' + SERVERS[server] + ')':22} {route:10} {mean['stellate']:10.0f} "
+        f"{server + ' (' + SERVERS[server] + ')':26} {route:10} {mean['stellate']:10.0f} "
         f"{mean['starlette']:10.0f} {mean['stellate'] / mean['starlette']:6.2f}  "
         f"{latencies['stellate']:>24} {latencies['starlette']:>24}"
     )
@@ -180,11 +228,13 @@ def main() -> None:
         "requests/s (mean of rounds), latency p50/p90/p99 (last round)"
     )
     print(
-        f"{'server':22} {'route':10} {'stellate':>10} {'starlette':>10} {'ratio':>6}  "
+        f"{'server':26} {'route':10} {'stellate':>10} {'starlette':>10} {'ratio':>6}  "
         f"{'stellate p50/p90/p99':>24} {'starlette p50/p90/p99':>24}"
     )
-    for server in args.server or list(SERVERS):
-        benchmark(server, args.route or ROUTES, args, wrk)
+    with tempfile.TemporaryDirectory(prefix="stellate-e2e-") as directory:
+        scripts = {"/upload": upload_script(directory)}
+        for server in args.server or list(SERVERS):
+            benchmark(server, args.route or ROUTES, args, wrk, scripts)
 
 
 if __name__ == "__main__":

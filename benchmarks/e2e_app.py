@@ -4,7 +4,10 @@ Served by e2e.py as ``e2e_app:stellate_app`` and ``e2e_app:starlette_app``:
 
 * ``GET /``: a plain-text hello (the least a framework can do);
 * ``GET /json``: a small JSON document;
-* ``GET /users/{user_id:int}``: a path parameter, on a 40-route table, matched late.
+* ``GET /users/{user_id:int}``: a path parameter, matched late on a 77-route table;
+* ``GET /stream``: a 64 KiB ``StreamingResponse`` in four 16 KiB chunks;
+* ``POST /upload``: a multipart form (two fields and a file, see ``UPLOAD_*``) read with
+  ``request.form()``, answered with the file's size.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from typing import Any
 from frameworks import Framework, frameworks
 
 DOCUMENT = {"id": 1, "name": "Ada Lovelace", "languages": ["en", "fr"], "active": True}
+STREAM_CHUNK = b"s" * (16 * 1024)
+# The upload that e2e.py has wrk send: a multipart body with two text fields and a file.
+UPLOAD_BOUNDARY = "e2e-benchmark-boundary-9f8e7d"
+UPLOAD_FILE_SIZE = 64 * 1024
 
 
 def build(fw: Framework) -> Any:
@@ -26,7 +33,24 @@ def build(fw: Framework) -> Any:
     async def user(request: Any) -> Any:
         return fw.JSONResponse({"id": request.path_params["user_id"]})
 
-    routes = [fw.Route("/", hello), fw.Route("/json", document)]
+    async def chunks() -> Any:
+        for _ in range(4):
+            yield STREAM_CHUNK
+
+    async def stream(request: Any) -> Any:
+        return fw.StreamingResponse(chunks(), media_type="application/octet-stream")
+
+    async def upload(request: Any) -> Any:
+        async with request.form() as form:
+            size = form["file"].size
+        return fw.PlainTextResponse(str(size))
+
+    routes = [
+        fw.Route("/", hello),
+        fw.Route("/json", document),
+        fw.Route("/stream", stream),
+        fw.Route("/upload", upload, methods=["POST"]),
+    ]
     for n in range(36):
         routes += [fw.Route(f"/resource{n}", hello), fw.Route(f"/resource{n}/{{item:int}}", hello)]
     routes.append(fw.Route("/users/{user_id:int}", user))

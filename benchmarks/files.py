@@ -1,5 +1,6 @@
-"""File benchmarks: a 10 MiB FileResponse with and without pathsend, a single range, and
-a small file through StaticFiles (the common case of a static site).
+"""File benchmarks: a 10 MiB FileResponse with and without pathsend, a single range (1 MiB,
+and 64 KiB: one read), and a small file through StaticFiles (the common case of a static
+site).
 
 Each case sends the same file through stellate's and Starlette's ``FileResponse`` (and a
 raw ASGI app doing the least that the same transfer needs). The files are written once,
@@ -21,6 +22,7 @@ from harness import Case, Scope
 SIZE = 10 * 1024 * 1024
 CHUNK = 64 * 1024
 RANGE = (4 * 1024 * 1024, 5 * 1024 * 1024)  # one MiB from the middle
+SMALL_RANGE = (4 * 1024 * 1024, 4 * 1024 * 1024 + CHUNK)  # 64 KiB: one chunk's read
 
 
 SMALL = b"body { margin: 0 }\n" * 200  # a 3.8 KiB stylesheet
@@ -112,8 +114,19 @@ def file_cases() -> list[Case]:
     from cases import http_scope  # here, not at the top: cases.py imports this module
 
     both = ("asyncio", "trio")
-    first, end = RANGE
-    range_header = (b"range", f"bytes={first}-{end - 1}".encode())
+    ranges = [
+        Case(
+            f"files: one {label} range of 10 MiB",
+            _with_pathsend(
+                http_scope("/big.bin", headers=[(b"range", f"bytes={first}-{end - 1}".encode())])
+            ),
+            _apps(first, end, 206),
+            backends=both,
+            expected_status=206,
+            expected_body=_big_content()[first:end],
+        )
+        for label, (first, end) in [("1 MiB", RANGE), ("64 KiB", SMALL_RANGE)]
+    ]
     return [
         Case(
             "files: 10 MiB with pathsend",
@@ -129,14 +142,7 @@ def file_cases() -> list[Case]:
             backends=both,
             expected_body=_big_content(),
         ),
-        Case(
-            "files: one 1 MiB range of 10 MiB",
-            _with_pathsend(http_scope("/big.bin", headers=[range_header])),
-            _apps(first, end, 206),
-            backends=both,
-            expected_status=206,
-            expected_body=_big_content()[first:end],
-        ),
+        *ranges,
         Case(
             "files: StaticFiles, 3.8 KiB stylesheet",
             http_scope("/css/site.css"),

@@ -42,6 +42,23 @@ CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time
 # The status a WebSocket exchange reports once the app has accepted the connection.
 ACCEPTED = 101
 
+RECEIVE_AFTER_BODY = (
+    "receive() called after the request body on an ASGI 2.4 scope: the server's send "
+    "raises once the client is gone, so this benchmark's receive serves the body only"
+)
+
+
+def body_only(scope: Scope) -> bool:
+    """Whether an exchange on ``scope`` serves ``receive`` for the request body alone.
+
+    True for HTTP scopes declaring ASGI spec version 2.4 or later.
+    """
+    if scope.get("type") != "http":
+        return False
+    version = scope.get("asgi", {}).get("spec_version", "2.0")
+    major, _, minor = version.partition(".")
+    return (int(major), int(minor or 0)) >= (2, 4)
+
 
 @dataclass
 class Case:
@@ -69,6 +86,11 @@ class Case:
     # stellate/Starlette ratio, and feeds the targets, not the geometric mean.
     compare: bool = False
     group: str = ""  # set by run.py: the group the case came from
+    # Set from the scope: see body_only() (computed once, not per timed exchange).
+    body_only_receive: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.body_only_receive = body_only(self.scope)
 
     def status_for(self, impl: str) -> int:
         expected = self.expected_status
@@ -77,7 +99,7 @@ class Case:
     def exchange(self, record: bool = False) -> Exchange:
         if self.messages is not None:
             return WebSocketExchange(self.messages, record)
-        return HTTPExchange(self.body, record)
+        return HTTPExchange(self.body, record, self.body_only_receive)
 
 
 @dataclass
@@ -104,6 +126,7 @@ class Exchange:
     headers: list[tuple[bytes, bytes]]
     chunks: list[bytes]
     frames: list[Message]
+    misused: bool = False  # receive() called where the server would not serve it
 
     @property
     def body(self) -> bytes:
@@ -121,15 +144,33 @@ class HTTPExchange(Exchange):
 
     Once the body is read, ``receive`` waits forever, as a server's does until the client
     goes away: an app listening for a disconnect is then cancelled by its own task group.
+    With ``body_only_receive`` (the exchange of an ASGI 2.4 scope, see :func:`body_only`)
+    ``receive`` is valid for the request body alone, as in Starlette's own benchmark
+    harness: a server on 2.4 raises from ``send`` once the client is gone, so an app has
+    no reason to listen for ``http.disconnect``, and one that does fails the exchange.
     """
 
-    __slots__ = ("body_messages", "chunks", "complete", "headers", "index", "record", "status")
+    __slots__ = (
+        "body_messages",
+        "body_only_receive",
+        "chunks",
+        "complete",
+        "headers",
+        "index",
+        "misused",
+        "record",
+        "status",
+    )
 
-    def __init__(self, body: Sequence[bytes], record: bool = False) -> None:
+    def __init__(
+        self, body: Sequence[bytes], record: bool = False, body_only_receive: bool = False
+    ) -> None:
         self.body_messages = body
+        self.body_only_receive = body_only_receive
         self.index = 0
         self.status = 0
         self.complete = False
+        self.misused = False
         self.record = record
         self.headers = []
         self.chunks = []
@@ -143,6 +184,10 @@ class HTTPExchange(Exchange):
                 "body": self.body_messages[index],
                 "more_body": index + 1 < len(self.body_messages),
             }
+        if self.body_only_receive:
+            # Marked as well as raised: an app that swallows the error still fails.
+            self.misused = True
+            raise RuntimeError(RECEIVE_AFTER_BODY)
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
@@ -224,6 +269,7 @@ def verify(case: Case, impl: str, exchange: Exchange) -> None:
         f"{where}: expected status {expected}, got {exchange.status}"
     )
     assert exchange.complete, f"{where}: the exchange did not complete"
+    assert not exchange.misused, f"{where}: {RECEIVE_AFTER_BODY}"
     if case.expected_body is not None:
         body = exchange.body
         assert body == case.expected_body, (
@@ -254,8 +300,11 @@ async def _time_batch(impl: str, case: Case, size: int, clock: Callable[[], floa
     for _ in range(size):
         exchange = new_exchange()
         await app(dict(scope), exchange.receive, exchange.send)
-        if exchange.status != expected or not exchange.complete:
-            raise RuntimeError(f"{case.name}: got status {exchange.status} (expected {expected})")
+        if exchange.status != expected or not exchange.complete or exchange.misused:
+            raise RuntimeError(
+                f"{case.name}: got status {exchange.status} (expected {expected}), "
+                f"complete: {exchange.complete}, receive misused: {exchange.misused}"
+            )
     return (clock() - start) / size
 
 

@@ -10,16 +10,18 @@ some cases hold 10 MiB bodies.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from cases import ALL
 from frameworks import has_starlette
-from harness import ACCEPTED, Case, run_once
+from harness import ACCEPTED, RECEIVE_AFTER_BODY, Case, run_once
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +82,28 @@ async def test_a_websocket_session_is_driven_to_its_close() -> None:
         "websocket.disconnect",
     ]
     assert exchange.frames == []
+
+
+async def test_receive_after_the_body_fails_an_asgi_2_4_exchange() -> None:
+    """On a 2.4 scope receive serves the body only: an app listening for a disconnect fails,
+    even when it swallows the error; on a 2.3 scope the same app is simply cancelled."""
+
+    async def listener(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]
+        await receive()  # the body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        try:
+            with anyio.move_on_after(0.01):
+                await receive()  # a disconnect listener's call
+        except RuntimeError:
+            pass
+
+    def scope(spec_version: str) -> dict:  # type: ignore[type-arg]
+        return {"type": "http", "asgi": {"spec_version": spec_version}, "headers": []}
+
+    case = Case("2.4", scope("2.4"), {"stellate": listener}, expected_body=b"ok")
+    with pytest.raises(AssertionError, match=re.escape(RECEIVE_AFTER_BODY)):
+        await run_once(case, "stellate")
+    await run_once(
+        Case("2.3", scope("2.3"), {"stellate": listener}, expected_body=b"ok"), "stellate"
+    )

@@ -61,6 +61,8 @@ DEFAULT_EXCLUDED_CONTENT_TYPES = (
 )
 
 _THREAD_MINIMUM_SIZE = 128 * 1024
+# zlib's window bits for a gzip header and trailer around the deflate stream.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
 # Statuses whose body must not be touched: informational, no content, not modified,
 # and partial content (its ranges address the uncompressed bytes).
 _UNTOUCHED_STATUSES = frozenset({204, 206, 304})
@@ -322,14 +324,18 @@ class GZipResponder(IdentityResponder):
     def compressor(self) -> zlib._Compress:
         """The response's gzip stream, created on first use (most responses are small)."""
         if self._compressor is None:
-            # wbits 16 + MAX_WBITS: a gzip header and trailer around the deflate stream.
-            self._compressor = zlib.compressobj(
-                self.compresslevel, zlib.DEFLATED, 16 + zlib.MAX_WBITS
-            )
+            self._compressor = zlib.compressobj(self.compresslevel, zlib.DEFLATED, _GZIP_WBITS)
         return self._compressor
 
     def apply_compression(self, body: bytes, *, more_body: bool) -> bytes:
-        """Compress ``body``; flush so it can be decoded now, or finish the stream."""
+        """Compress ``body``; flush so it can be decoded now, or finish the stream.
+
+        A body in one piece (the first chunk is the last) is compressed by a single
+        ``zlib.compress`` call: the same gzip stream, without a compressor object and
+        without joining its output to the flush's (a copy of the whole compressed body).
+        """
+        if not more_body and self._compressor is None:
+            return zlib.compress(body, self.compresslevel, _GZIP_WBITS)
         compressor = self.compressor
         flush_mode = zlib.Z_SYNC_FLUSH if more_body else zlib.Z_FINISH
         return compressor.compress(body) + compressor.flush(flush_mode)
