@@ -253,8 +253,61 @@ def test_load_app_missing_or_wrong_attribute(app_dir: Path) -> None:
     with pytest.raises(CommandError) as exc_info:
         load_app("cli_app_attr:settings")
     assert str(exc_info.value) == (
-        "cannot serve 'cli_app_attr:settings': it is a dict, not an ASGI application"
+        "cannot serve 'cli_app_attr:settings': it is a dict, not an ASGI application "
+        "(an async callable taking scope, receive, send)"
     )
+
+
+NOT_APPS = """
+from stellate.applications import Stellate
+from stellate.responses import PlainTextResponse
+
+async def hello(request):
+    return PlainTextResponse("hi")
+
+def sync_app(scope, receive, send):
+    pass
+
+class Api:
+    async def __call__(self, scope, receive, send): pass
+
+class Handler:
+    async def __call__(self, request): pass
+
+handler = Handler()
+app = Stellate()
+"""
+
+
+@pytest.mark.parametrize(
+    ("attribute", "what"),
+    [
+        ("hello", "an async function taking (request)"),
+        ("sync_app", "a plain (not async) function taking (scope, receive, send)"),
+        ("Api", "the class Api (serve an instance of it)"),
+        ("Stellate", "the class Stellate (serve an instance of it)"),
+        ("handler", "a Handler object called taking (request)"),
+    ],
+)
+def test_load_app_refuses_what_is_not_an_asgi_app(app_dir: Path, attribute: str, what: str) -> None:
+    write(app_dir, "cli_not_apps.py", NOT_APPS)
+    with pytest.raises(CommandError) as exc_info:
+        load_app(f"cli_not_apps:{attribute}")
+    assert str(exc_info.value) == (
+        f"cannot serve 'cli_not_apps:{attribute}': it is {what}, not an ASGI application "
+        "(an async callable taking scope, receive, send); did you mean 'cli_not_apps:app'?"
+    )
+
+
+def test_load_app_accepts_asgi_callables(app_dir: Path) -> None:
+    write(
+        app_dir,
+        "cli_apps.py",
+        NOT_APPS + "api = Api()\nimport functools\nasync def _app(x, scope, receive, send): pass\n"
+        "partial = functools.partial(_app, 1)\n",
+    )
+    for attribute in ("app", "api", "partial"):
+        assert load_app(f"cli_apps:{attribute}") is getattr(sys.modules["cli_apps"], attribute)
 
 
 # -- servers and ports -------------------------------------------------------------------------
@@ -394,6 +447,17 @@ def test_command_app_not_importable(tmp_path: Path) -> None:
     write(tmp_path, "broken.py", "1 / 0\n")
     result = run_command("run", "broken:app", cwd=tmp_path)
     assert_one_line_error(result, "importing 'broken' failed: ZeroDivisionError: division by zero")
+
+
+def test_command_refuses_a_request_handler() -> None:
+    """``stellate run hello:hello`` used to serve empty 500s: it now stops before serving."""
+    result = run_command("run", "hello:hello", cwd=EXAMPLES)
+    assert_one_line_error(
+        result,
+        "cannot serve 'hello:hello': it is an async function taking (request), not an "
+        "ASGI application (an async callable taking scope, receive, send); "
+        "did you mean 'hello:app'?",
+    )
 
 
 def test_command_server_not_installed(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ a missing package is a clear message rather than an ImportError at startup.
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
+import inspect
 import os
 import signal
 import socket
@@ -113,11 +115,80 @@ def load_app(target: str, *, show_traceback: bool = False) -> Any:
             raise CommandError(
                 f"cannot load {target!r}: module {module_name!r} has no attribute {attribute!r}"
             ) from None
-    if not callable(app):
+    problem = _not_asgi(app)
+    if problem is not None:
+        hint = _suggestion(module, module_name, attribute)
         raise CommandError(
-            f"cannot serve {target!r}: it is a {type(app).__name__}, not an ASGI application"
+            f"cannot serve {target!r}: it is {problem}, not an ASGI application "
+            f"(an async callable taking scope, receive, send){hint}"
         )
     return app
+
+
+def _not_asgi(app: Any) -> str | None:
+    """What ``app`` is, when it cannot be an ASGI 3 application; ``None`` when it can be.
+
+    A server calls the application with ``(scope, receive, send)`` and awaits the result. A
+    plain function, a request handler (``async def hello(request)``), a class (which would
+    be instantiated per request) or a value that is not callable would only fail on the
+    first request, as an empty 500: they are recognised here, before anything is served.
+    """
+    if inspect.isclass(app):
+        return f"the class {app.__name__} (serve an instance of it)"
+    if not callable(app):
+        return f"a {type(app).__name__}"
+    is_function = inspect.isroutine(app) or isinstance(app, functools.partial)
+    if is_function and not inspect.iscoroutinefunction(app):
+        return f"a plain (not async) function taking {_signature_text(app)}"
+    try:
+        inspect.signature(app).bind(object(), object(), object())
+    except TypeError:
+        kind = "an async function" if is_function else f"a {type(app).__name__} object called"
+        return f"{kind} taking {_signature_text(app)}"
+    except ValueError:  # no signature to look at (a builtin): let the server decide
+        return None
+    return None
+
+
+def _is_async_call(app: Any) -> bool:
+    """Whether calling ``app`` runs a coroutine function (its own, or its ``__call__``)."""
+    if inspect.isroutine(app):
+        return inspect.iscoroutinefunction(app)
+    return inspect.iscoroutinefunction(type(app).__call__)
+
+
+def _signature_text(app: Any) -> str:
+    """``(request)``: the parameter names, which say what the callable expects."""
+    try:
+        parameters = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return "(...)"
+    return (
+        "("
+        + ", ".join(
+            str(parameter.replace(annotation=parameter.empty, default=parameter.empty))
+            for parameter in parameters
+        )
+        + ")"
+    )
+
+
+def _suggestion(module: Any, module_name: str, attribute: str) -> str:
+    """``; did you mean 'main:app'?`` when the module has one ASGI application to offer."""
+    candidates = [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and name != attribute and _looks_like_an_app(value)
+    ]
+    if len(candidates) != 1:
+        return ""
+    return f"; did you mean '{module_name}:{candidates[0]}'?"
+
+
+def _looks_like_an_app(value: Any) -> bool:
+    if inspect.isclass(value) or inspect.ismodule(value) or not callable(value):
+        return False
+    return _not_asgi(value) is None and _is_async_call(value)
 
 
 def _is_prefix(missing: str, module_name: str) -> bool:
