@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,6 +54,11 @@ def test_defaults() -> None:
         proxy_headers=False,
         forwarded_allow_ips="127.0.0.1",
         log_level="info",
+        access_log=True,
+        graceful_timeout=3.0,
+        certfile=None,
+        keyfile=None,
+        uds=None,
     )
 
 
@@ -72,6 +79,11 @@ def test_every_option() -> None:
         "--proxy-headers",
         "--forwarded-allow-ips", "10.0.0.0/8, 192.168.1.1",
         "--log-level", "debug",
+        "--no-access-log",
+        "--graceful-timeout", "12.5",
+        "--certfile", "cert.pem",
+        "--keyfile", "key.pem",
+        "--uds", "/tmp/app.sock",
     )  # fmt: skip
     assert options == RunOptions(
         target="pkg.main:api.app",
@@ -85,8 +97,14 @@ def test_every_option() -> None:
         proxy_headers=True,
         forwarded_allow_ips="10.0.0.0/8, 192.168.1.1",
         log_level="debug",
+        access_log=False,
+        graceful_timeout=12.5,
+        certfile="cert.pem",
+        keyfile="key.pem",
+        uds="/tmp/app.sock",
     )
     assert parse("m:app", "--reload").reload is True
+    assert parse("m:app", "--access-log").access_log is True
 
 
 @pytest.mark.parametrize("target", ["main", ":app", "main:", "a:b:c", ""])
@@ -118,6 +136,10 @@ def test_target_must_be_module_colon_attr(capsys: pytest.CaptureFixture[str], ta
             "--forwarded-allow-ips: 'proxy.local' is not an IP address",
         ),
         (["--root-path", "api"], "--root-path must start with '/', got 'api'"),
+        (["--graceful-timeout", "-1"], "expected a number of seconds, got '-1'"),
+        (["--graceful-timeout", "inf"], "expected a number of seconds, got 'inf'"),
+        (["--certfile", "c.pem"], "--certfile and --keyfile go together"),
+        (["--keyfile", "k.pem"], "--certfile and --keyfile go together"),
     ],
 )
 def test_contradictions_are_usage_errors(
@@ -380,13 +402,72 @@ def test_hypercorn_config() -> None:
 
     config = _hypercorn_config(
         RunOptions("m:app", host="::1", port=9000, backend="asyncio", root_path="/api",
-                   log_level="warning")
+                   log_level="warning", graceful_timeout=7.5, certfile="c.pem",
+                   keyfile="k.pem"),
+        lifespan_limit=130.0,
     )  # fmt: skip
     assert config.bind == ["[::1]:9000"]
     assert config.worker_class == "asyncio"
     assert config.root_path == "/api"
     assert config.loglevel == "WARNING"
-    assert _hypercorn_config(RunOptions("m:app")).bind == ["127.0.0.1:8000"]
+    assert config.accesslog is None, "stellate.access logs the requests, once"
+    assert config.graceful_timeout == 7.5
+    assert (config.startup_timeout, config.shutdown_timeout) == (130.0, 130.0)
+    assert (config.certfile, config.keyfile) == ("c.pem", "k.pem")
+    assert _hypercorn_config(RunOptions("m:app"), 60.0).bind == ["127.0.0.1:8000"]
+    assert _hypercorn_config(RunOptions("m:app", uds="/run/app.sock"), 60.0).bind == [
+        "unix:/run/app.sock"
+    ]
+
+
+def test_uvicorn_gets_every_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from stellate._serving import _serve_uvicorn
+
+    calls: list[tuple[object, dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    options = RunOptions(
+        "m:app", server="uvicorn", backend="asyncio", port=9000, workers=3,
+        root_path="/api", proxy_headers=True, forwarded_allow_ips="*", log_level="info",
+        graceful_timeout=7.5, certfile="c.pem", keyfile="k.pem", uds="/run/app.sock",
+    )  # fmt: skip
+    assert _serve_uvicorn(options, None) == 0
+    [(app, kwargs)] = calls
+    assert app == "stellate._served:app"
+    assert kwargs == {
+        "host": "127.0.0.1",
+        "port": 9000,
+        "uds": "/run/app.sock",
+        "ssl_certfile": "c.pem",
+        "ssl_keyfile": "k.pem",
+        "workers": 3,
+        "reload": False,
+        "root_path": "/api",
+        "proxy_headers": True,
+        "forwarded_allow_ips": "*",
+        "log_config": None,
+        "log_level": "warning",
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 8,
+    }
+
+
+def test_lifespan_timeout_covers_the_apps_shutdown() -> None:
+    """hypercorn's 60 s lifespan limit would cut a longer ``shutdown_timeout`` short (22.10)."""
+    from stellate._serving import HYPERCORN_LIFESPAN_TIMEOUT, lifespan_timeout
+    from stellate.applications import Stellate
+    from stellate.middleware.gzip import GZipMiddleware
+
+    patient = Stellate(shutdown_timeout=120)
+    assert lifespan_timeout(patient, 5.0) == 135.0
+    assert lifespan_timeout(GZipMiddleware(patient), 5.0) == 135.0
+    assert lifespan_timeout(Stellate(shutdown_timeout=1), 3.0) == HYPERCORN_LIFESPAN_TIMEOUT
+
+    async def bare(scope: object, receive: object, send: object) -> None: ...
+
+    assert lifespan_timeout(bare, 100.0) == 110.0
 
 
 def test_startup_failure_summary(capsys: pytest.CaptureFixture[str]) -> None:
@@ -401,22 +482,65 @@ def test_startup_failure_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == ""
 
 
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """Undo what ``configure_logging`` does to the loggers of this (test) process."""
+    import logging
+
+    from stellate._serving_log import SERVER_LOGGERS, _stop_writer
+
+    names = ["stellate.run", "stellate.access", *SERVER_LOGGERS]
+    saved = {
+        name: (logger.handlers[:], logger.level, logger.propagate)
+        for name in names
+        for logger in [logging.getLogger(name)]
+    }
+    yield
+    _stop_writer()
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("restored_logging")
 def test_served_module_wraps_the_named_app(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """hypercorn's worker processes import stellate._served for --proxy-headers."""
+    """The worker processes import stellate._served, which wraps the app as the command does."""
     import importlib
 
     from stellate._proxy_headers import ProxyHeadersMiddleware
-    from stellate._serving import APP_VARIABLE, TRUSTED_VARIABLE
+    from stellate._serving import OPTIONS_VARIABLE
+    from stellate._serving_log import AccessLog, Lifecycle
 
     write(app_dir, "cli_app_served.py", "async def app(scope, receive, send): pass\n")
-    monkeypatch.setenv(APP_VARIABLE, "cli_app_served:app")
-    monkeypatch.setenv(TRUSTED_VARIABLE, "10.0.0.0/8")
+    options = RunOptions(
+        "cli_app_served:app", proxy_headers=True, forwarded_allow_ips="10.0.0.0/8", workers=2
+    )
+    monkeypatch.setenv(OPTIONS_VARIABLE, options.to_environment())
     monkeypatch.delitem(sys.modules, "stellate._served", raising=False)
     served = importlib.import_module("stellate._served")
     assert isinstance(served.app, ProxyHeadersMiddleware)
-    assert served.app.app is sys.modules["cli_app_served"].app
     assert "10.1.2.3" in served.app.trusted
     assert "127.0.0.1" not in served.app.trusted
+    assert isinstance(served.app.app, AccessLog)
+    assert isinstance(served.app.app.app, Lifecycle)
+    assert served.app.app.app.app is sys.modules["cli_app_served"].app
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_worker_app_survives_a_broken_module_only_when_reloading(app_dir: Path) -> None:
+    from stellate._serving import worker_app
+    from stellate.testclient import TestClient
+
+    write(app_dir, "cli_app_typo.py", "def app(:\n")
+    with pytest.raises(CommandError, match="importing 'cli_app_typo' failed: SyntaxError"):
+        worker_app(RunOptions("cli_app_typo:app"))
+    standing_in = worker_app(RunOptions("cli_app_typo:app", reload=True))
+    with TestClient(standing_in) as client:
+        response = client.get("/anything")
+    assert response.status_code == 500
+    assert response.text.startswith("The application failed to import, waiting for a fix:\n")
+    assert "importing 'cli_app_typo' failed: SyntaxError" in response.text
 
 
 # -- the command, as a user runs it ------------------------------------------------------------
@@ -527,7 +651,12 @@ def test_serves_an_example_and_stops_on_sigint(tmp_path: Path) -> None:
         assert server.stop(signal.SIGINT) == 0
     finally:
         server.kill()
-    assert f"Running on http://127.0.0.1:{server.port}" in server.output()
+    output = server.output()
+    assert (
+        f"INFO:     Serving hello:app on http://127.0.0.1:{server.port} (hypercorn on trio). "
+        "Press Ctrl-C to stop.\n" in output
+    )
+    assert f"Stopped serving hello:app on http://127.0.0.1:{server.port}" in output
 
 
 INFO_APP = """
@@ -598,3 +727,48 @@ def test_proxy_headers_ignored_from_untrusted_peers(info_app: Path) -> None:
         assert server.stop(signal.SIGTERM) == 0
     finally:
         server.kill()
+
+
+# -- the access log, in process --------------------------------------------------------------
+
+
+def test_access_log_lines(
+    test_client_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    from stellate._serving_log import AccessLog
+    from stellate.applications import Stellate
+    from stellate.responses import PlainTextResponse
+    from stellate.routing import Route, WebSocketRoute
+    from stellate.websockets import WebSocket
+
+    async def ok(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok", status_code=201)
+
+    async def boom(request: Any) -> PlainTextResponse:
+        raise RuntimeError("boom")
+
+    async def chat(websocket: WebSocket) -> None:
+        if websocket.query_params.get("let") == "in":
+            await websocket.accept()
+        await websocket.close()
+
+    app = Stellate(routes=[Route("/ok", ok), Route("/boom", boom), WebSocketRoute("/chat", chat)])
+    caplog.set_level("INFO", logger="stellate.access")
+    with test_client_factory(AccessLog(app), raise_server_exceptions=False) as client:
+        client.get("/ok?a=1&b=%20")
+        client.get("/boom")
+        with client.websocket_connect("/chat?let=in"):
+            pass
+        with pytest.raises(Exception):  # noqa: B017 - the denial's exception type is the client's
+            client.websocket_connect("/chat").__enter__()
+    lines = [record.getMessage() for record in caplog.records if record.name == "stellate.access"]
+    pattern = r'testclient:\d+ - "{} HTTP/1\.1" {} \d+\.\d ms'
+    expected = [
+        ("GET /ok\\?a=1&b=%20", "201"),
+        ("GET /boom", "500"),
+        ("WEBSOCKET /chat\\?let=in", "101"),
+        ("WEBSOCKET /chat", "403"),
+    ]
+    assert len(lines) == len(expected), lines
+    for line, (request, status) in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern.format(request, status), line), line

@@ -13,10 +13,14 @@ a missing package is a clear message rather than an ImportError at startup.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import importlib
 import inspect
+import json
+import logging
+import math
 import os
 import signal
 import socket
@@ -26,26 +30,31 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from stellate._serving_log import LOG, AccessLog, Lifecycle, configure_logging
+
 __all__ = [
-    "APP_VARIABLE",
-    "TRUSTED_VARIABLE",
+    "OPTIONS_VARIABLE",
     "CommandError",
     "RunOptions",
     "check_port",
     "load_app",
     "require_server",
     "serve",
+    "worker_app",
 ]
 
-#: Environment variables through which hypercorn's worker processes find the application
-#: to wrap for ``--proxy-headers`` (they import :mod:`stellate._served`).
-APP_VARIABLE = "STELLATE_RUN_APP"
-TRUSTED_VARIABLE = "STELLATE_RUN_FORWARDED_ALLOW_IPS"
-
+#: The environment variable through which the worker processes of hypercorn and uvicorn
+#: (several workers, or the reloader) get the command's options: they import
+#: :mod:`stellate._served`, which loads and wraps the application the way the command would.
+OPTIONS_VARIABLE = "STELLATE_RUN_OPTIONS"
 
 #: Seconds the requests in flight get to finish once a shutdown signal arrives, before they
 #: are cancelled and the lifespan shutdown runs (hypercorn's default, applied to uvicorn too).
-GRACEFUL_TIMEOUT = 3
+GRACEFUL_TIMEOUT = 3.0
+
+#: hypercorn's own limit on the lifespan startup and shutdown; raised when the application
+#: (its graceful timeout plus the time ``app.tasks`` may take to drain) needs longer.
+HYPERCORN_LIFESPAN_TIMEOUT = 60.0
 
 
 class CommandError(Exception):
@@ -67,6 +76,34 @@ class RunOptions:
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    access_log: bool = True
+    graceful_timeout: float = GRACEFUL_TIMEOUT
+    certfile: str | None = None
+    keyfile: str | None = None
+    uds: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the application is served, as a user would type it (or the socket path)."""
+        if self.uds is not None:
+            return f"unix:{self.uds}"
+        scheme = "https" if self.certfile else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}{self.root_path}"
+
+    def describe(self) -> str:
+        """``main:app on http://127.0.0.1:8000 (hypercorn on trio)``, for the log."""
+        where = f"{self.server} on {self.backend}"
+        if self.workers > 1:
+            where += f", worker process {os.getpid()}"
+        return f"{self.target} on {self.url} ({where})"
+
+    def to_environment(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_environment(cls) -> RunOptions:
+        return cls(**json.loads(os.environ[OPTIONS_VARIABLE]))
 
 
 def require_server(options: RunOptions) -> None:
@@ -220,8 +257,11 @@ def _blamed_frame(frames: traceback.StackSummary) -> traceback.FrameSummary | No
     return frames[-1] if frames else None
 
 
-def check_port(host: str, port: int) -> None:
+def check_port(host: str, port: int) -> int:
     """Bind ``host:port`` once, the way the servers will, so a taken port is one clear line.
+
+    Returns the port, which is the one the kernel chose when ``port`` is 0: the server is
+    then given that port, so the URL the command prints is the real one.
 
     ``SO_REUSEADDR`` is set like the servers set it: a port held only by connections in
     TIME_WAIT from a previous run is free, a port another server listens on is not.
@@ -245,37 +285,127 @@ def check_port(host: str, port: int) -> None:
                     "(is another server running? choose another --port)"
                 ) from None
             raise CommandError(f"cannot listen on {where}: {exc.strerror}") from None
+        bound: int = sock.getsockname()[1]
+        return bound
 
 
 def serve(options: RunOptions, app: Any) -> int:
-    """Serve ``app`` until SIGINT/SIGTERM and return the exit status."""
+    """Serve ``app`` until SIGINT/SIGTERM and return the exit status.
+
+    With one worker and no reloader the application is served from this process, already
+    loaded; otherwise the server's supervisor starts worker processes, which import
+    :mod:`stellate._served` and rebuild the same wrapped application from ``options``.
+    """
+    configure_logging(options.log_level, options.access_log)
+    in_processes = options.workers > 1 or options.reload
+    if in_processes:
+        os.environ[OPTIONS_VARIABLE] = options.to_environment()
     if options.server == "uvicorn":
-        return _serve_uvicorn(options)
-    if options.workers > 1 or options.reload:
-        return _serve_hypercorn_processes(options)
-    if options.proxy_headers:
+        return _serve_uvicorn(options, None if in_processes else wrap(app, options))
+    timeout = lifespan_timeout(app, options.graceful_timeout)
+    if in_processes:
+        return _serve_hypercorn_processes(options, timeout)
+    return _serve_hypercorn_here(options, wrap(app, options), timeout)
+
+
+def wrap(app: Any, options: RunOptions, description: str | None = None) -> Any:
+    """The application as served: logged, and behind the proxy-headers middleware if asked.
+
+    uvicorn handles ``--proxy-headers`` itself; hypercorn has no such option, so stellate's
+    middleware does it there, outside the access log so that the log names the real client.
+    """
+    served: Any = AccessLog(Lifecycle(app, description or options.describe()))
+    if options.proxy_headers and options.server == "hypercorn":
         from stellate._proxy_headers import ProxyHeadersMiddleware
 
-        app = ProxyHeadersMiddleware(app, options.forwarded_allow_ips)
-    return _serve_hypercorn_here(options, app)
+        served = ProxyHeadersMiddleware(served, options.forwarded_allow_ips)
+    return served
 
 
-def _hypercorn_config(options: RunOptions) -> Any:
+def worker_app(options: RunOptions) -> Any:
+    """The application a worker process serves (see :mod:`stellate._served`).
+
+    Under ``--reload`` an application that no longer imports (a syntax error while the user
+    types) must not end the command: the error is logged, every request is answered with
+    it, and the next change to a watched file starts a fresh worker.
+    """
+    configure_logging(options.log_level, options.access_log)
+    try:
+        app = load_app(options.target, show_traceback=options.log_level == "debug")
+    except CommandError as exc:
+        if not options.reload:
+            raise
+        LOG.error("%s; fix it and save: the server reloads on the next change", exc)
+        return wrap(_ImportFailed(str(exc)), options, f"an error page in place of {options.target}")
+    return wrap(app, options)
+
+
+class _ImportFailed:
+    """Stands in for an application that failed to import, until the reloader replaces it."""
+
+    def __init__(self, message: str) -> None:
+        self.body = f"The application failed to import, waiting for a fix:\n{message}\n".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                phase = message["type"].removeprefix("lifespan.")
+                await send({"type": f"lifespan.{phase}.complete"})
+                if phase == "shutdown":
+                    return
+        elif scope["type"] == "http":
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            headers.append((b"content-length", str(len(self.body)).encode()))
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": self.body})
+        else:
+            await send({"type": "websocket.close", "code": 1011})
+
+
+def lifespan_timeout(app: Any, graceful_timeout: float) -> float:
+    """How long hypercorn may let the lifespan startup and shutdown run.
+
+    hypercorn cuts both off after 60 s by default, which would cut short a stellate
+    application whose ``shutdown_timeout`` (the time ``app.tasks`` get to finish) is longer:
+    the limit grows to cover the graceful timeout, the drain and a margin.
+    """
+    drain = 0.0
+    layer = app
+    for _ in range(32):  # middleware objects keep the application they wrap in ``.app``
+        tasks = getattr(layer, "tasks", None)
+        if isinstance(getattr(tasks, "shutdown_timeout", None), int | float):
+            drain = float(tasks.shutdown_timeout)  # type: ignore[union-attr]
+            break
+        layer = getattr(layer, "app", None)
+        if layer is None:
+            break
+    return max(HYPERCORN_LIFESPAN_TIMEOUT, graceful_timeout + drain + 10.0)
+
+
+def _hypercorn_config(options: RunOptions, lifespan_limit: float) -> Any:
     from hypercorn.config import Config
 
     config = Config()
-    host = f"[{options.host}]" if ":" in options.host else options.host
-    config.bind = [f"{host}:{options.port}"]
+    if options.uds is not None:
+        config.bind = [f"unix:{options.uds}"]
+    else:
+        host = f"[{options.host}]" if ":" in options.host else options.host
+        config.bind = [f"{host}:{options.port}"]
     config.worker_class = options.backend
     config.root_path = options.root_path
     config.loglevel = options.log_level.upper()
-    config.accesslog = "-"
-    config.errorlog = "-"
-    config.graceful_timeout = GRACEFUL_TIMEOUT
+    config.accesslog = None  # stellate.access logs each request, with its query and duration
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = options.graceful_timeout
+    config.startup_timeout = lifespan_limit
+    config.shutdown_timeout = lifespan_limit
+    config.certfile = options.certfile
+    config.keyfile = options.keyfile
     return config
 
 
-def _serve_hypercorn_here(options: RunOptions, app: Any) -> int:
+def _serve_hypercorn_here(options: RunOptions, app: Any, lifespan_limit: float) -> int:
     """One worker in this process: hypercorn's ``serve`` on the chosen backend.
 
     hypercorn's own trio worker stops on SIGINT only (SIGTERM would kill it before the
@@ -285,7 +415,7 @@ def _serve_hypercorn_here(options: RunOptions, app: Any) -> int:
     import anyio
     from hypercorn.utils import LifespanFailureError
 
-    config = _hypercorn_config(options)
+    config = _hypercorn_config(options, lifespan_limit)
     observed = _ShutdownFailure(app)
     try:
         anyio.run(_serve_until_signal, observed, config, options.backend, backend=options.backend)
@@ -374,41 +504,45 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
     return None
 
 
-def _serve_hypercorn_processes(options: RunOptions) -> int:
+def _serve_hypercorn_processes(options: RunOptions, lifespan_limit: float) -> int:
     """Several workers, or the reloader: hypercorn's supervisor and worker processes.
 
-    Workers import the application by name; with ``--proxy-headers`` they import
-    :mod:`stellate._served`, which wraps the application named in the environment.
+    Workers import the application by name: they import :mod:`stellate._served`, which
+    loads and wraps the target named in :data:`OPTIONS_VARIABLE`.
     """
     from hypercorn.run import run
 
-    config = _hypercorn_config(options)
+    config = _hypercorn_config(options, lifespan_limit)
     config.workers = options.workers
     config.use_reloader = options.reload
-    config.application_path = options.target
-    if options.proxy_headers:
-        os.environ[APP_VARIABLE] = options.target
-        os.environ[TRUSTED_VARIABLE] = options.forwarded_allow_ips
-        config.application_path = "stellate._served:app"
+    config.application_path = "stellate._served:app"
     return int(run(config))
 
 
-def _serve_uvicorn(options: RunOptions) -> int:
+def _serve_uvicorn(options: RunOptions, app: Any | None) -> int:
+    """uvicorn, serving ``app`` here, or (``None``) its workers or reloader serving it."""
     import uvicorn
 
+    level = options.log_level
     uvicorn.run(
-        options.target,
+        app if app is not None else "stellate._served:app",
         host=options.host,
         port=options.port,
+        uds=options.uds,
+        ssl_certfile=options.certfile,
+        ssl_keyfile=options.keyfile,
         workers=options.workers if options.workers > 1 else None,
         reload=options.reload,
         root_path=options.root_path,
         proxy_headers=options.proxy_headers,
         forwarded_allow_ips=options.forwarded_allow_ips,
-        log_level=options.log_level,
+        # stellate.run and stellate.access say what uvicorn's info lines would.
+        log_config=None,
+        log_level=level if level in ("debug", "error", "critical") else "warning",
+        access_log=False,
         lifespan="on",
         # uvicorn would otherwise wait for every open response at shutdown, and an event
         # stream never ends by itself: give requests in flight the grace hypercorn gives.
-        timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
+        timeout_graceful_shutdown=math.ceil(options.graceful_timeout),  # whole seconds
     )
     return 0

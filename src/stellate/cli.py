@@ -14,6 +14,8 @@ Only the standard library is imported here; the servers are imported when they a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from typing import Literal
@@ -21,6 +23,7 @@ from typing import Literal
 from stellate import __version__
 from stellate._proxy_headers import TrustedHosts
 from stellate._serving import (
+    GRACEFUL_TIMEOUT,
     CommandError,
     RunOptions,
     check_port,
@@ -54,7 +57,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
 def _run(options: RunOptions) -> int:
     require_server(options)
     app = load_app(options.target, show_traceback=options.log_level == "debug")
-    check_port(options.host, options.port)
+    for flag, path in (("--certfile", options.certfile), ("--keyfile", options.keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise CommandError(f"{flag} {path}: no such file")
+    if options.uds is None:
+        # --port 0 becomes the port the kernel chose, so the URL in the log is the real one.
+        options = dataclasses.replace(options, port=check_port(options.host, options.port))
     return serve(options, app)
 
 
@@ -96,7 +104,31 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         metavar="IPS",
         help="comma-separated proxy addresses or networks, or '*' (127.0.0.1)",
     )
-    run.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    run.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=GRACEFUL_TIMEOUT,
+        metavar="SECONDS",
+        help="time requests in flight get to finish on shutdown before they are cancelled "
+        f"({GRACEFUL_TIMEOUT:g})",
+    )
+    run.add_argument("--certfile", default=None, help="serve HTTPS with this certificate (PEM)")
+    run.add_argument("--keyfile", default=None, help="the certificate's private key (PEM)")
+    run.add_argument(
+        "--uds", default=None, metavar="PATH", help="listen on this Unix socket, not a port"
+    )
+    run.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="of the stellate.run log; debug also shows the servers' own messages (info)",
+    )
+    run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request to stellate.access (on)",
+    )
     return parser
 
 
@@ -116,6 +148,8 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         parser.error("--forwarded-allow-ips only applies with --proxy-headers")
     if args.root_path and not args.root_path.startswith("/"):
         parser.error(f"--root-path must start with '/', got {args.root_path!r}")
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together: give both to serve HTTPS")
     allowed = args.forwarded_allow_ips or "127.0.0.1"
     try:
         TrustedHosts(allowed)
@@ -133,6 +167,11 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=allowed,
         log_level=args.log_level,
+        access_log=args.access_log,
+        graceful_timeout=args.graceful_timeout,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        uds=args.uds,
     )
 
 
@@ -163,3 +202,13 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}")
+    return seconds
