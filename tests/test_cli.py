@@ -772,3 +772,70 @@ def test_access_log_lines(
     assert len(lines) == len(expected), lines
     for line, (request, status) in zip(lines, expected, strict=True):
         assert re.fullmatch(pattern.format(request, status), line), line
+
+
+# -- stellate routes -------------------------------------------------------------------------
+
+ROUTED_APP = """
+from stellate.applications import Stellate
+from stellate.endpoints import HTTPEndpoint
+from stellate.middleware import Middleware
+from stellate.middleware.gzip import GZipMiddleware
+from stellate.routing import Host, Mount, Route, Router, WebSocketRoute
+from stellate.staticfiles import StaticFiles
+
+async def home(request): ...
+async def create(request): ...
+async def chat(websocket): ...
+class Raw:
+    async def __call__(self, scope, receive, send): ...
+
+class Item(HTTPEndpoint):
+    async def get(self, request): ...
+    async def delete(self, request): ...
+
+users = Router([Route("/{user_id:int}", home, name="user")])
+app = Stellate(routes=[
+    Route("/", home),
+    Route("/items", create, methods=["post", "put"], name="create"),
+    Route("/items/{item_id}", Item),
+    Route("/raw", Raw(), name="raw"),
+    WebSocketRoute("/ws", chat),
+    Mount("/api", name="api", routes=[
+        Mount("/v1", routes=[Mount("/users", app=users)]),
+    ]),
+    Mount("/static", app=StaticFiles(directory=".", check_dir=False), name="static"),
+    Host("admin.example.com", app=Router([Route("/stats", home, name="stats")])),
+])
+wrapped = GZipMiddleware(app)
+"""
+
+
+def test_routes_command(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(app_dir, "cli_routed.py", ROUTED_APP)
+    assert main(["routes", "cli_routed:wrapped"]) == 0
+    table = capsys.readouterr().out
+    assert table == textwrap.dedent(
+        """\
+        METHODS      PATH                         NAME    ENDPOINT
+        GET, HEAD    /                            home    cli_routed:home
+        POST, PUT    /items                       create  cli_routed:create
+        GET, DELETE  /items/{item_id}             Item    cli_routed:Item
+        ANY          /raw                         raw     cli_routed:Raw
+        WS           /ws                          chat    cli_routed:chat
+        GET, HEAD    /api/v1/users/{user_id:int}  user    cli_routed:home
+        MOUNT        /static                      static  stellate.staticfiles:StaticFiles
+        GET, HEAD    admin.example.com/stats      stats   cli_routed:home
+        """
+    )
+
+
+def test_routes_command_errors(app_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(app_dir, "cli_unrouted.py", "async def app(scope, receive, send): pass\n")
+    assert main(["routes", "cli_unrouted:app"]) == 1
+    assert capsys.readouterr().err == (
+        "stellate: error: 'cli_unrouted:app' has no route table "
+        "(no .routes on it or the app it wraps)\n"
+    )
+    assert main(["routes", "cli_unrouted:nothing"]) == 1
+    assert "has no attribute 'nothing'" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The ``stellate`` command: ``stellate run MODULE:ATTR`` serves an application.
+"""The ``stellate`` command: ``stellate run MODULE:ATTR`` serves an application, and
+``stellate routes MODULE:ATTR`` prints its route table.
 
 It is a thin, opinionated front to the two servers stellate is tested with: hypercorn (on
 trio, the default, or asyncio) and uvicorn (asyncio only). The point of going through it
@@ -8,7 +9,8 @@ server that is not installed and a port that is taken each end with one line on 
 exit status 1, and a contradictory set of options (uvicorn on trio, ``--reload`` with
 several workers) is refused with a usage error (exit status 2), before anything starts.
 
-Only the standard library is imported here; the servers are imported when they are used.
+Only the standard library and anyio are imported here; the servers are imported when they
+are used.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    options = run_options(args.run_parser, args)
     try:
-        return _run(options)
+        if args.command == "routes":
+            return _routes(args.target)
+        return _run(run_options(args.run_parser, args))
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
@@ -66,6 +69,17 @@ def _run(options: RunOptions) -> int:
     return serve(options, app)
 
 
+def _routes(target: str) -> int:
+    from stellate._route_table import find_routes, format_table, route_rows
+
+    app = load_app(target)
+    routes = find_routes(app)
+    if routes is None:
+        raise CommandError(f"{target!r} has no route table (no .routes on it or the app it wraps)")
+    print(format_table(list(route_rows(routes))))
+    return 0
+
+
 def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
     """The argument parser of the ``stellate`` command and its ``run`` subcommand."""
     parser = argparse.ArgumentParser(
@@ -79,6 +93,13 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         description="Serve the ASGI application ATTR of module MODULE (imported with the "
         "current directory on sys.path) until SIGINT or SIGTERM.",
     )
+    routes = commands.add_parser(
+        "routes",
+        help="print an application's route table",
+        description="Print the routes of the application ATTR of module MODULE: methods, "
+        "path (mounts and hosts expanded), name and endpoint.",
+    )
+    routes.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
     run.set_defaults(run_parser=run)
     run.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
