@@ -276,6 +276,26 @@ def test_a_file_over_the_limit_gets_413_and_is_not_kept(test_client_factory: Fac
     assert [upload.filename for upload in app.state.uploads.all()] == ["fits.bin"]
 
 
+@pytest.mark.parametrize(
+    "size",
+    [
+        MAX_UPLOAD_SIZE + 1,  # refused by the handler
+        MAX_UPLOAD_SIZE + 200 * 1024,  # refused by the route's body limit, before the handler
+    ],
+)
+def test_the_upload_page_and_its_refusals_say_the_same_limit(
+    test_client_factory: Factory, size: int
+) -> None:
+    """The page promises a size; every 413 for a larger file quotes that promise."""
+    promise = "A file may hold at most 1 MiB (1,048,576 bytes)."
+    with test_client_factory(new_app()) as client:
+        page = client.get("/upload")
+        refused = client.post("/upload", files={"file": ("big.bin", b"x" * size, "text/plain")})
+    assert promise in page.text
+    assert refused.status_code == 413
+    assert promise in refused.text
+
+
 def test_downloading_a_missing_upload_is_a_404_page(test_client_factory: Factory) -> None:
     with test_client_factory(new_app()) as client:
         response = client.get("/uploads/7")
