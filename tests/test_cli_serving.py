@@ -66,14 +66,25 @@ class Started:
         return self.process.output()
 
 
-def start(args: list[str], directory: Path) -> Started:
-    """Run ``python -m stellate run ARGS`` in ``directory`` until it logs that it is serving."""
-    log = directory / "server.log"
+def start(
+    args: list[str],
+    directory: Path,
+    *,
+    command: list[str] | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Started:
+    """Run ``python -m stellate run ARGS`` in ``directory`` until it logs that it is serving.
+
+    The install test replaces ``python -m stellate`` by an installed script (``command``),
+    its environment (``env``) and the place of the log (``directory/server.log``).
+    """
+    log = log or directory / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "stellate", "run", *args],
+            [*(command or [sys.executable, "-m", "stellate"]), "run", *args],
             cwd=directory,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
             stdout=output,
             stderr=subprocess.STDOUT,
         )

@@ -57,6 +57,10 @@ GRACEFUL_TIMEOUT = 3.0
 HYPERCORN_LIFESPAN_TIMEOUT = 60.0
 
 
+#: The PyPI requirement that provides each module ``stellate run`` may need.
+_PYPI_NAMES = {"hypercorn": "hypercorn[trio]", "uvicorn": "uvicorn[standard]", "trio": "trio"}
+
+
 class CommandError(Exception):
     """A failure the command reports as one line on stderr, with a non-zero exit status."""
 
@@ -115,9 +119,11 @@ def require_server(options: RunOptions) -> None:
         try:
             importlib.import_module(module)
         except ImportError:
+            # stellate itself is not on PyPI, so the message names what is.
             raise CommandError(
-                f"{user} needs the {module!r} package, which is not installed; "
-                "install it with: pip install 'stellate[server]'"
+                f"{user} needs the {module!r} package, which is not installed; install it "
+                f"with: pip install '{_PYPI_NAMES[module]}' (or install stellate with its "
+                "server extra)"
             ) from None
 
 
