@@ -91,6 +91,19 @@ def test_no_raw_sphinx_roles_in_the_site(site: Path) -> None:
     assert {page: count for page, count in raw.items() if count} == {}
 
 
+def test_the_site_loads_nothing_from_elsewhere(site: Path) -> None:
+    """Code highlighting (and everything else a page loads) works offline: no CDN."""
+    external = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]*"')
+    loaded = {
+        str(page.relative_to(site)): external.findall(page.read_text(encoding="utf-8"))
+        for page in site.rglob("*.html")
+    }
+    assert {page: tags for page, tags in loaded.items() if tags} == {}
+    page = (site / "getting-started" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../css/pygments.css"' in page
+    assert '<span class="kn">from</span>' in page, "code blocks are highlighted at build time"
+
+
 def test_roles_became_links(site: Path) -> None:
     page = (site / "reference" / "sse" / "index.html").read_text(encoding="utf-8")
     assert re.search(

@@ -62,6 +62,8 @@ def test_the_wheel_holds_the_package_and_its_metadata(wheel: Path) -> None:
         metadata = email.message_from_bytes(archive.read(f"{info}/METADATA"))
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
     assert {"stellate/__init__.py", "stellate/py.typed", "stellate/cli.py"} <= names
+    graphiql = "stellate/_static/graphiql/"
+    assert {f"{graphiql}{name}" for name in ("graphiql.min.js", "LICENSE.graphiql")} <= names
     assert f"{info}/licenses/LICENSE" in names
     assert not any(name.startswith(("tests/", "examples/", "docs/")) for name in names)
     assert metadata["License-Expression"] == "BSD-3-Clause"

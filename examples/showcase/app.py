@@ -109,8 +109,9 @@ def create_app(*, secret_key: str | None = None, heartbeat: float | None = None)
         async with heartbeat_running(feed, heartbeat or None):
             yield
 
-    # The GraphiQL IDE loads from a CDN; the showcase has its own console page instead.
-    graphql_app = GraphQLApp(schema.build(), graphiql=False)
+    # A browser opening /graphql gets GraphiQL (served from the package: no CDN); the
+    # console page (/graphql-console) shows how little a client of its own needs.
+    graphql_app = GraphQLApp(schema.build())
     app = Stellate(
         routes=routes(graphql_app),
         middleware=[

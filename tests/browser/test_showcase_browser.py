@@ -3,8 +3,9 @@ against the showcase served by hypercorn on trio (a subprocess on 127.0.0.1).
 
 One test walks through the live parts a newcomer would try: a page loads with its
 stylesheet, a chat message typed in one tab appears in another, the SSE feed updates
-when something happens elsewhere, and a file upload round-trips byte for byte (and is
-then hashed by a supervised task, which the feed announces).
+when something happens elsewhere, a file upload round-trips byte for byte (and is
+then hashed by a supervised task, which the feed announces), and GraphiQL, served from
+the package, runs a query. Nothing is loaded from anywhere but the server.
 
 Chromium comes from Debian (``scripts/install-browser``; the test is skipped, saying so,
 where it is not installed, except in CI); Playwright's own browser
@@ -194,6 +195,15 @@ def test_the_showcase_in_chromium(tmp_path: Path) -> None:
             expect(feed.locator("#feed-log li.digest")).to_contain_text([digest])
             ann.reload()
             expect(ann.locator("#uploads tbody tr").first.locator(".hash")).to_have_text(digest)
+
+            # GraphiQL comes from the package, not a CDN (``elsewhere`` below stays empty):
+            # it renders and runs a query.
+            ann.goto("/graphql")
+            expect(ann.locator(".graphiql-container")).to_be_visible()
+            editor = ann.locator(".graphiql-query-editor .CodeMirror")
+            editor.evaluate("(element) => element.CodeMirror.setValue('{ notes { text } }')")
+            ann.locator(".graphiql-execute-button").click()
+            expect(ann.locator(".result-window")).to_contain_text('"notes"')
 
             context.close()
         finally:

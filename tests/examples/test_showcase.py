@@ -579,10 +579,16 @@ def test_graphql_queries_and_mutations_share_the_notes(test_client_factory: Fact
     assert app.state.feed.recent()[-1].text == "alan added note #2 (GraphQL)"
 
 
-def test_graphql_does_not_serve_the_cdn_hosted_ide(test_client_factory: Factory) -> None:
+def test_graphql_serves_graphiql_from_the_showcase_itself(test_client_factory: Factory) -> None:
+    """GraphiQL's assets are package data now, so the showcase can offer it offline."""
     with test_client_factory(new_app()) as client:
         response = client.get("/graphql", headers={"accept": "text/html"})
-    assert "<script" not in response.text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assets = [client.get("/graphql" + source.replace("&amp;", "&")) for source in sources]
+    assert "<title>GraphiQL</title>" in response.text
+    assert len(sources) == 4
+    assert all(source.startswith("?graphiql_asset=") for source in sources), sources
+    assert [asset.status_code for asset in assets] == [200] * 4
 
 
 def test_the_served_app_is_built_at_import(test_client_factory: Factory) -> None:
