@@ -59,6 +59,7 @@ def test_defaults() -> None:
         certfile=None,
         keyfile=None,
         uds=None,
+        log_config=None,
     )
 
 
@@ -84,6 +85,7 @@ def test_every_option() -> None:
         "--certfile", "cert.pem",
         "--keyfile", "key.pem",
         "--uds", "/tmp/app.sock",
+        "--log-config", "logging.json",
     )  # fmt: skip
     assert options == RunOptions(
         target="pkg.main:api.app",
@@ -102,6 +104,7 @@ def test_every_option() -> None:
         certfile="cert.pem",
         keyfile="key.pem",
         uds="/tmp/app.sock",
+        log_config="logging.json",
     )
     assert parse("m:app", "--reload").reload is True
     assert parse("m:app", "--access-log").access_log is True

@@ -283,3 +283,47 @@ def test_unix_socket(app_dir: Path, stopped: list[Started], server: str) -> None
         assert client.get("/", params={"name": "uds"}).text == "Hello, uds"
     output = stop(started)
     assert re.search(r'"GET /\?name=uds HTTP/1\.1" 200', output), output
+
+
+LOG_CONFIG = """{
+  "version": 1,
+  "disable_existing_loggers": false,
+  "formatters": {"mine": {"format": "MINE %(name)s %(levelname)s %(message)s"}},
+  "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "mine",
+                       "stream": "ext://sys.stdout"}},
+  "loggers": {"stellate.access": {"handlers": ["out"], "propagate": false}}
+}
+"""
+
+
+@pytest.mark.parametrize("server", ["hypercorn-trio", "uvicorn"])
+def test_log_config_file(app_dir: Path, stopped: list[Started], server: str) -> None:
+    (app_dir / "logging.json").write_text(LOG_CONFIG, encoding="utf-8")
+    args = ["served_app:app", "--port", "0", "--log-config", "logging.json"]
+    started = start([*args, *SERVERS[server]], app_dir)
+    stopped.append(started)
+    with httpx.Client(base_url=started.url, timeout=10, trust_env=False) as client:
+        assert client.get("/?q=1").status_code == 200
+    output = stop(started)
+    assert re.search(
+        r'^MINE stellate\.access INFO 127\.0\.0\.1:\d+ - "GET /\?q=1 HTTP/1\.1" 200', output, re.M
+    ), output
+    assert "INFO:     Serving served_app:app" in output, "the other loggers keep their set-up"
+
+
+def test_log_config_that_cannot_be_used(app_dir: Path) -> None:
+    (app_dir / "broken.json").write_text("{not json", encoding="utf-8")
+    for argument, reason in [
+        ("missing.json", "missing.json: No such file or directory"),
+        ("broken.json", "broken.json: Expecting property name enclosed in double quotes"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "stellate", "run", "served_app:app", "--port", "0",
+             "--log-config", argument],
+            cwd=app_dir, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(
+            f"python -m stellate: error: cannot use --log-config {reason}"
+        ), result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr

@@ -85,6 +85,7 @@ class RunOptions:
     certfile: str | None = None
     keyfile: str | None = None
     uds: str | None = None
+    log_config: str | None = None
 
     @property
     def url(self) -> str:
@@ -302,7 +303,10 @@ def serve(options: RunOptions, app: Any) -> int:
     loaded; otherwise the server's supervisor starts worker processes, which import
     :mod:`stellate._served` and rebuild the same wrapped application from ``options``.
     """
-    configure_logging(options.log_level, options.access_log)
+    try:
+        configure_logging(options.log_level, options.access_log, options.log_config)
+    except ValueError as exc:
+        raise CommandError(f"cannot use --log-config {exc}") from None
     in_processes = options.workers > 1 or options.reload
     if in_processes:
         os.environ[OPTIONS_VARIABLE] = options.to_environment()
@@ -335,7 +339,7 @@ def worker_app(options: RunOptions) -> Any:
     types) must not end the command: the error is logged, every request is answered with
     it, and the next change to a watched file starts a fresh worker.
     """
-    configure_logging(options.log_level, options.access_log)
+    configure_logging(options.log_level, options.access_log, options.log_config)
     try:
         app = load_app(options.target, show_traceback=options.log_level == "debug")
     except CommandError as exc:

@@ -17,7 +17,9 @@ the event loop on a slow terminal or pipe.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import logging.config
 import logging.handlers
 import queue
 import sys
@@ -45,13 +47,18 @@ class _LevelPrefix(logging.Formatter):
         return f"{prefix} {super().format(record)}"
 
 
-def configure_logging(log_level: str, access_log: bool) -> None:
+def configure_logging(log_level: str, access_log: bool, log_config: str | None = None) -> None:
     """Send ``stellate.*`` and the servers' loggers to stderr, through a writer thread.
 
     ``log_level`` applies to ``stellate.run``; the servers log at that level too when it is
     ``debug`` (to see what they do) and otherwise from ``warning`` up, because their ``info``
     lines are the startup banners the command replaces. Calling it again (a worker process
     imports the served application once per reload) replaces the previous set-up.
+
+    ``log_config`` names a logging configuration file applied on top, as uvicorn's option of
+    the same name does: ``.json`` (and ``.yaml``/``.yml``, with PyYAML) for
+    :func:`logging.config.dictConfig`, anything else for :func:`logging.config.fileConfig`.
+    A file that cannot be read or applied raises ``ValueError`` with the reason.
     """
     global _listener
     if _listener is None:
@@ -74,6 +81,27 @@ def configure_logging(log_level: str, access_log: bool) -> None:
         logger.handlers = [logging.handlers.QueueHandler(records)]
         logger.setLevel(name_level)
         logger.propagate = False
+    if log_config is not None:
+        _apply_config_file(log_config)
+
+
+def _apply_config_file(path: str) -> None:
+    try:
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(json.load(file))
+        elif path.endswith((".yaml", ".yml")):
+            import yaml
+
+            with open(path, encoding="utf-8") as file:
+                logging.config.dictConfig(yaml.safe_load(file))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except ImportError:
+        raise ValueError(f"{path}: a YAML logging configuration needs PyYAML") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"{path}: {detail}") from None
 
 
 def _stop_writer() -> None:

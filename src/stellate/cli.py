@@ -145,6 +145,12 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         help="of the stellate.run log; debug also shows the servers' own messages (info)",
     )
     run.add_argument(
+        "--log-config",
+        default=None,
+        metavar="FILE",
+        help="logging configuration applied on top: .json or .yaml (dictConfig), else .ini",
+    )
+    run.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -193,6 +199,7 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         certfile=args.certfile,
         keyfile=args.keyfile,
         uds=args.uds,
+        log_config=args.log_config,
     )
 
 
