@@ -436,6 +436,19 @@ def test_hypercorn_config() -> None:
     ]
 
 
+def test_the_url_in_the_log() -> None:
+    assert RunOptions("m:app", port=9000).url == "http://127.0.0.1:9000"
+    assert RunOptions("m:app", host="::1", port=1, certfile="c", keyfile="k").url == (
+        "https://[::1]:1"
+    )
+    # The proxy's prefix is not part of the address the server listens on.
+    assert RunOptions("m:app", root_path="/api").url == "http://127.0.0.1:8000"
+    assert RunOptions("m:app", uds="/run/app.sock").url == "unix:/run/app.sock"
+    assert RunOptions("m:app", server="uvicorn", backend="asyncio").describe() == (
+        "m:app on http://127.0.0.1:8000 (uvicorn on asyncio)"
+    )
+
+
 def test_uvicorn_gets_every_option(monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn
 

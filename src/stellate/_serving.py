@@ -89,12 +89,16 @@ class RunOptions:
 
     @property
     def url(self) -> str:
-        """Where the application is served, as a user would type it (or the socket path)."""
+        """Where the server listens, as a user would type it (or the socket path).
+
+        Without ``root_path``: that prefix is the proxy's, and the proxy removes it before the
+        request reaches this address.
+        """
         if self.uds is not None:
             return f"unix:{self.uds}"
         scheme = "https" if self.certfile else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}{self.root_path}"
+        return f"{scheme}://{host}:{self.port}"
 
     def describe(self) -> str:
         """``main:app on http://127.0.0.1:8000 (hypercorn on trio)``, for the log."""
