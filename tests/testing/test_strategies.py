@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit, urlunsplit
@@ -11,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit, urlunsp
 import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import HypothesisWarning
 
 from stellate.testing import strategies
 from stellate.testing._lint_rules import check_scope
@@ -37,7 +39,11 @@ FIND = settings(max_examples=2000, database=None, derandomize=True, phases=[Phas
 
 def exists(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool]) -> Any:
     """Hypothesis can produce an example satisfying `condition` (else find() raises)."""
-    return find(strategy, condition, settings=FIND)
+    with warnings.catch_warnings():
+        # find() may describe a large example (which one depends on what ran before in the
+        # process, so under pytest-xdist it varies); the size of its repr is not a failure.
+        warnings.filterwarnings("ignore", "Generating overly large repr", HypothesisWarning)
+        return find(strategy, condition, settings=FIND)
 
 
 def test_import_without_hypothesis_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
