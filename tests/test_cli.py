@@ -16,7 +16,7 @@ import httpx
 import pytest
 from tests.e2e._servers import ServerProcess, start_server, stopped_cleanly
 
-from stellate._serving import CommandError, RunOptions, check_port, load_app, require_server
+from stellate._serving import CommandError, RunOptions, load_app, open_listener, require_server
 from stellate.cli import build_parser, main, run_options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,20 +382,37 @@ def busy_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def test_check_port(busy_port: int) -> None:
+def listener_for(**options: Any) -> socket.socket:
+    return open_listener(RunOptions("m:app", **options))
+
+
+def test_open_listener(busy_port: int, tmp_path: Path) -> None:
     with pytest.raises(CommandError) as exc_info:
-        check_port("127.0.0.1", busy_port)
+        listener_for(port=busy_port)
     assert str(exc_info.value) == (
         f"cannot listen on 127.0.0.1:{busy_port}: the port is already in use "
         "(is another server running? choose another --port)"
     )
-    check_port("127.0.0.1", 0)  # any free port
+    with listener_for(port=0) as listener:  # any free port, listening already
+        port = listener.getsockname()[1]
+        assert port != 0
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # accepted into the backlog before any server runs
+    path = tmp_path / "app.sock"
+    with listener_for(uds=str(path)) as listener:
+        assert listener.family == socket.AF_UNIX
+        with pytest.raises(CommandError) as exc_info:
+            listener_for(uds=str(path))
+    assert str(exc_info.value) == (
+        f"cannot listen on unix:{path}: the file exists "
+        "(is another server using it? if not, remove it)"
+    )
 
 
-def test_check_port_address_not_here() -> None:
+def test_open_listener_address_not_here() -> None:
     # 192.0.2.0/24 is reserved for documentation: no machine has that address.
     with pytest.raises(CommandError, match=r"^cannot listen on 192\.0\.2\.1:8000: "):
-        check_port("192.0.2.1", 8000)
+        listener_for(host="192.0.2.1")
 
 
 def test_main_reports_failures_in_one_line(
@@ -434,6 +451,8 @@ def test_hypercorn_config() -> None:
     assert _hypercorn_config(RunOptions("m:app", uds="/run/app.sock"), 60.0).bind == [
         "unix:/run/app.sock"
     ]
+    # The command hands over the socket it listens on.
+    assert _hypercorn_config(RunOptions("m:app"), 60.0, fd=7).bind == ["fd://7"]
 
 
 def test_the_url_in_the_log() -> None:
@@ -449,22 +468,15 @@ def test_the_url_in_the_log() -> None:
     )
 
 
-def test_uvicorn_gets_every_option(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
+def test_uvicorn_gets_every_option() -> None:
+    from stellate._serving import _uvicorn_settings
 
-    from stellate._serving import _serve_uvicorn
-
-    calls: list[tuple[object, dict[str, object]]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
     options = RunOptions(
         "m:app", server="uvicorn", backend="asyncio", port=9000, workers=3,
         root_path="/api", proxy_headers=True, forwarded_allow_ips="*", log_level="info",
         graceful_timeout=7.5, certfile="c.pem", keyfile="k.pem", uds="/run/app.sock",
     )  # fmt: skip
-    assert _serve_uvicorn(options, None) == 0
-    [(app, kwargs)] = calls
-    assert app == "stellate._served:app"
-    assert kwargs == {
+    assert _uvicorn_settings(options) == {
         "host": "127.0.0.1",
         "port": 9000,
         "uds": "/run/app.sock",

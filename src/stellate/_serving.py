@@ -36,8 +36,8 @@ __all__ = [
     "OPTIONS_VARIABLE",
     "CommandError",
     "RunOptions",
-    "check_port",
     "load_app",
+    "open_listener",
     "require_server",
     "serve",
     "worker_app",
@@ -268,15 +268,25 @@ def _blamed_frame(frames: traceback.StackSummary) -> traceback.FrameSummary | No
     return frames[-1] if frames else None
 
 
-def check_port(host: str, port: int) -> int:
-    """Bind ``host:port`` once, the way the servers will, so a taken port is one clear line.
+#: Connections the listening socket queues while the server is not yet accepting them.
+BACKLOG = 1024
 
-    Returns the port, which is the one the kernel chose when ``port`` is 0: the server is
-    then given that port, so the URL the command prints is the real one.
+
+def open_listener(options: RunOptions) -> socket.socket:
+    """The listening socket the server will use: bound and listening in this process.
+
+    Binding here makes a taken port (or socket path) one clear line, gives ``--port 0`` its
+    real port before anything is logged, and leaves no window between this check and the
+    server's own bind. The socket listens at once, so a client connecting after the startup
+    line (logged once the application has started, which may be before the server accepts)
+    waits in the backlog instead of being refused.
 
     ``SO_REUSEADDR`` is set like the servers set it: a port held only by connections in
     TIME_WAIT from a previous run is free, a port another server listens on is not.
     """
+    if options.uds is not None:
+        return _open_unix_listener(options.uds)
+    host, port = options.host, options.port
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -284,42 +294,68 @@ def check_port(host: str, port: int) -> int:
         )[0]
     except socket.gaierror as exc:
         raise CommandError(f"cannot listen on {where}: unknown host ({exc.strerror})") from None
-    with socket.socket(family, kind, proto) as sock:
-        if os.name != "nt":  # on Windows SO_REUSEADDR would let us steal a busy port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise CommandError(
-                    f"cannot listen on {where}: the port is already in use "
-                    "(is another server running? choose another --port)"
-                ) from None
-            raise CommandError(f"cannot listen on {where}: {exc.strerror}") from None
-        bound: int = sock.getsockname()[1]
-        return bound
+    sock = socket.socket(family, kind, proto)
+    if os.name != "nt":  # on Windows SO_REUSEADDR would let us steal a busy port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"cannot listen on {where}: the port is already in use "
+                "(is another server running? choose another --port)"
+            ) from None
+        raise CommandError(f"cannot listen on {where}: {exc.strerror}") from None
+    return sock
 
 
-def serve(options: RunOptions, app: Any) -> int:
-    """Serve ``app`` until SIGINT/SIGTERM and return the exit status.
+def _open_unix_listener(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"cannot listen on unix:{path}: the file exists "
+                "(is another server using it? if not, remove it)"
+            ) from None
+        raise CommandError(f"cannot listen on unix:{path}: {exc.strerror}") from None
+    return sock
+
+
+def serve(options: RunOptions, app: Any, listener: socket.socket) -> int:
+    """Serve ``app`` on ``listener`` until SIGINT/SIGTERM and return the exit status.
 
     With one worker and no reloader the application is served from this process, already
     loaded; otherwise the server's supervisor starts worker processes, which import
     :mod:`stellate._served` and rebuild the same wrapped application from ``options``.
+    The listening socket is handed to the server, which closes it; a Unix socket's file is
+    removed once the server has stopped.
     """
     try:
-        configure_logging(options.log_level, options.access_log, options.log_config)
-    except ValueError as exc:
-        raise CommandError(f"cannot use --log-config {exc}") from None
-    in_processes = options.workers > 1 or options.reload
-    if in_processes:
-        os.environ[OPTIONS_VARIABLE] = options.to_environment()
-    if options.server == "uvicorn":
-        return _serve_uvicorn(options, None if in_processes else wrap(app, options))
-    timeout = lifespan_timeout(app, options.graceful_timeout)
-    if in_processes:
-        return _serve_hypercorn_processes(options, timeout)
-    return _serve_hypercorn_here(options, wrap(app, options), timeout)
+        try:
+            configure_logging(options.log_level, options.access_log, options.log_config)
+        except ValueError as exc:
+            raise CommandError(f"cannot use --log-config {exc}") from None
+        in_processes = options.workers > 1 or options.reload
+        if in_processes:
+            os.environ[OPTIONS_VARIABLE] = options.to_environment()
+        if options.server == "uvicorn":
+            served = None if in_processes else wrap(app, options)
+            return _serve_uvicorn(options, served, listener)
+        timeout = lifespan_timeout(app, options.graceful_timeout)
+        config = _hypercorn_config(options, timeout, fd=listener.detach())
+        if in_processes:
+            return _serve_hypercorn_processes(options, config)
+        return _serve_hypercorn_here(options, wrap(app, options), config)
+    finally:
+        listener.close()  # a no-op once detached or closed by the server
+        if options.uds is not None and os.path.exists(options.uds):
+            os.remove(options.uds)
 
 
 def wrap(app: Any, options: RunOptions, description: str | None = None) -> Any:
@@ -397,11 +433,14 @@ def lifespan_timeout(app: Any, graceful_timeout: float) -> float:
     return max(HYPERCORN_LIFESPAN_TIMEOUT, graceful_timeout + drain + 10.0)
 
 
-def _hypercorn_config(options: RunOptions, lifespan_limit: float) -> Any:
+def _hypercorn_config(options: RunOptions, lifespan_limit: float, fd: int | None = None) -> Any:
+    """hypercorn's settings; ``fd`` is the listening socket it serves on (else it binds)."""
     from hypercorn.config import Config
 
     config = Config()
-    if options.uds is not None:
+    if fd is not None:
+        config.bind = [f"fd://{fd}"]
+    elif options.uds is not None:
         config.bind = [f"unix:{options.uds}"]
     else:
         host = f"[{options.host}]" if ":" in options.host else options.host
@@ -419,7 +458,7 @@ def _hypercorn_config(options: RunOptions, lifespan_limit: float) -> Any:
     return config
 
 
-def _serve_hypercorn_here(options: RunOptions, app: Any, lifespan_limit: float) -> int:
+def _serve_hypercorn_here(options: RunOptions, app: Any, config: Any) -> int:
     """One worker in this process: hypercorn's ``serve`` on the chosen backend.
 
     hypercorn's own trio worker stops on SIGINT only (SIGTERM would kill it before the
@@ -429,7 +468,6 @@ def _serve_hypercorn_here(options: RunOptions, app: Any, lifespan_limit: float) 
     import anyio
     from hypercorn.utils import LifespanFailureError
 
-    config = _hypercorn_config(options, lifespan_limit)
     observed = _ShutdownFailure(app)
     try:
         anyio.run(_serve_until_signal, observed, config, options.backend, backend=options.backend)
@@ -518,7 +556,7 @@ def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None
     return None
 
 
-def _serve_hypercorn_processes(options: RunOptions, lifespan_limit: float) -> int:
+def _serve_hypercorn_processes(options: RunOptions, config: Any) -> int:
     """Several workers, or the reloader: hypercorn's supervisor and worker processes.
 
     Workers import the application by name: they import :mod:`stellate._served`, which
@@ -526,37 +564,58 @@ def _serve_hypercorn_processes(options: RunOptions, lifespan_limit: float) -> in
     """
     from hypercorn.run import run
 
-    config = _hypercorn_config(options, lifespan_limit)
     config.workers = options.workers
     config.use_reloader = options.reload
     config.application_path = "stellate._served:app"
     return int(run(config))
 
 
-def _serve_uvicorn(options: RunOptions, app: Any | None) -> int:
-    """uvicorn, serving ``app`` here, or (``None``) its workers or reloader serving it."""
-    import uvicorn
+def _serve_uvicorn(options: RunOptions, app: Any | None, listener: socket.socket) -> int:
+    """uvicorn on ``listener``: serving ``app`` here, or (``None``) through its workers or
+    reloader, which import the application by name.
 
+    This is what ``uvicorn.run`` does, except that the socket is the command's own.
+    """
+    import uvicorn
+    from uvicorn.supervisors import ChangeReload, Multiprocess
+
+    config = uvicorn.Config(
+        app if app is not None else "stellate._served:app", **_uvicorn_settings(options)
+    )
+    server = uvicorn.Server(config)
+    try:
+        if options.reload:
+            ChangeReload(config, target=server.run, sockets=[listener]).run()
+        elif options.workers > 1:
+            Multiprocess(config, sockets=[listener]).run()
+        else:
+            server.run(sockets=[listener])
+    except KeyboardInterrupt:  # a second Ctrl-C while uvicorn shuts down
+        pass
+    if app is not None and not server.started:
+        raise CommandError("the application's lifespan startup failed (the error is above)")
+    return 0
+
+
+def _uvicorn_settings(options: RunOptions) -> dict[str, Any]:
     level = options.log_level
-    uvicorn.run(
-        app if app is not None else "stellate._served:app",
-        host=options.host,
-        port=options.port,
-        uds=options.uds,
-        ssl_certfile=options.certfile,
-        ssl_keyfile=options.keyfile,
-        workers=options.workers if options.workers > 1 else None,
-        reload=options.reload,
-        root_path=options.root_path,
-        proxy_headers=options.proxy_headers,
-        forwarded_allow_ips=options.forwarded_allow_ips,
+    return {
+        "host": options.host,
+        "port": options.port,
+        "uds": options.uds,
+        "ssl_certfile": options.certfile,
+        "ssl_keyfile": options.keyfile,
+        "workers": options.workers if options.workers > 1 else None,
+        "reload": options.reload,
+        "root_path": options.root_path,
+        "proxy_headers": options.proxy_headers,
+        "forwarded_allow_ips": options.forwarded_allow_ips,
         # stellate.run and stellate.access say what uvicorn's info lines would.
-        log_config=None,
-        log_level=level if level in ("debug", "error", "critical") else "warning",
-        access_log=False,
-        lifespan="on",
+        "log_config": None,
+        "log_level": level if level in ("debug", "error", "critical") else "warning",
+        "access_log": False,
+        "lifespan": "on",
         # uvicorn would otherwise wait for every open response at shutdown, and an event
         # stream never ends by itself: give requests in flight the grace hypercorn gives.
-        timeout_graceful_shutdown=math.ceil(options.graceful_timeout),  # whole seconds
-    )
-    return 0
+        "timeout_graceful_shutdown": math.ceil(options.graceful_timeout),  # whole seconds
+    }

@@ -28,8 +28,8 @@ from stellate._serving import (
     GRACEFUL_TIMEOUT,
     CommandError,
     RunOptions,
-    check_port,
     load_app,
+    open_listener,
     require_server,
     serve,
 )
@@ -63,10 +63,11 @@ def _run(options: RunOptions) -> int:
     for flag, path in (("--certfile", options.certfile), ("--keyfile", options.keyfile)):
         if path is not None and not os.path.isfile(path):
             raise CommandError(f"{flag} {path}: no such file")
+    listener = open_listener(options)
     if options.uds is None:
         # --port 0 becomes the port the kernel chose, so the URL in the log is the real one.
-        options = dataclasses.replace(options, port=check_port(options.host, options.port))
-    return serve(options, app)
+        options = dataclasses.replace(options, port=listener.getsockname()[1])
+    return serve(options, app, listener)
 
 
 def _routes(target: str) -> int:
