@@ -13,6 +13,8 @@ from typing import Any
 
 from bodies import body_cases, form_cases, json_cases, multipart_cases
 from casekit import BOTH, HELLO, http_scope, raw_hello
+from fastapi_cases import available as fastapi_available
+from fastapi_cases import fastapi_cases
 from files import file_cases
 from frameworks import Framework, frameworks, per_framework
 from harness import Case, Exchange, Scope
@@ -250,3 +252,5 @@ ALL: dict[str, Callable[[], list[Case]]] = {
     "websocket": websocket_cases,
     "middleware": middleware_cases,
 }
+if fastapi_available():  # FastAPI on Starlette vs on stellate (benchmarks/requirements.txt)
+    ALL["fastapi"] = fastapi_cases

@@ -647,7 +647,7 @@ async def test_failing_on_startup_handler_is_reported() -> None:
     def broken() -> None:
         raise ValueError("bad config")
 
-    with pytest.deprecated_call():
+    with pytest.warns(StellateDeprecationWarning):
         app = Stellate(on_startup=[broken])
     sent, error = await drive_lifespan(app, {})
     assert sent[0]["type"] == "lifespan.startup.failed"

@@ -753,6 +753,26 @@ def test_root_path_and_proxy_headers(info_app: Path, server_args: list[str]) -> 
         server.kill()
 
 
+@pytest.mark.anyio
+async def test_root_path_in_path_puts_the_prefix_in_front_of_path() -> None:
+    """hypercorn leaves --root-path out of scope["path"]; ASGI (and uvicorn) put it in."""
+    from stellate._serving import RootPathInPath
+
+    seen: list[dict[str, object]] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        seen.append(scope)
+
+    wrapped = RootPathInPath(app, "/api")
+    scope = {"type": "http", "root_path": "/api", "path": "/info", "raw_path": b"/info"}
+    await wrapped(scope, None, None)
+    await wrapped({"type": "lifespan"}, None, None)
+    assert seen[0]["path"] == "/api/info"
+    assert seen[0]["raw_path"] == b"/api/info"
+    assert scope["path"] == "/info"  # the server's scope is not modified
+    assert seen[1] == {"type": "lifespan"}
+
+
 def test_proxy_headers_ignored_from_untrusted_peers(info_app: Path) -> None:
     server: ServerProcess = start_server(
         ["cli_info_app:app", "--proxy-headers", "--forwarded-allow-ips", "10.1.2.3"],

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from stellate._concurrency import (
-    collapse_excgroups,
+    create_task_group,
     current_limiter,
     is_async_callable,
     unwrap_callable,
@@ -90,36 +90,80 @@ async def test_run_until_first_complete_cancels_the_others() -> None:
     assert cancelled.is_set()
 
 
-async def test_collapse_excgroups_unwraps_a_single_error() -> None:
-    async def fail() -> None:
-        raise KeyError("only")
+async def fail_with(exc: BaseException) -> None:
+    raise exc
 
-    with pytest.raises(KeyError, match="only"), collapse_excgroups():
-        async with anyio.create_task_group() as group:
+
+async def test_own_task_group_unwraps_a_single_error() -> None:
+    with pytest.raises(KeyError, match="only") as info:
+        async with create_task_group() as group:
             group.start_soon(anyio.sleep_forever)
-            group.start_soon(fail)
+            group.start_soon(fail_with, KeyError("only"))
+    assert not isinstance(info.value.__context__, BaseExceptionGroup)
 
 
-async def test_collapse_excgroups_keeps_several_errors_grouped() -> None:
-    async def fail(exc: Exception) -> None:
-        raise exc
+async def test_own_task_group_unwraps_its_body_error() -> None:
+    with pytest.raises(LookupError, match="body"):
+        async with create_task_group() as group:
+            group.start_soon(anyio.sleep_forever)
+            raise LookupError("body")
 
-    with pytest.raises(ExceptionGroup) as info, collapse_excgroups():
-        async with anyio.create_task_group() as group:
-            group.start_soon(fail, KeyError("a"))
-            group.start_soon(fail, ValueError("b"))
+
+async def test_own_task_group_keeps_several_errors_grouped() -> None:
+    with pytest.raises(ExceptionGroup) as info:
+        async with create_task_group() as group:
+            group.start_soon(fail_with, KeyError("a"))
+            group.start_soon(fail_with, ValueError("b"))
     assert {type(e) for e in info.value.exceptions} == {KeyError, ValueError}
 
 
-async def test_collapse_excgroups_unwraps_nested_groups() -> None:
-    inner = ExceptionGroup("inner", [ValueError("deep")])
-    with pytest.raises(ValueError, match="deep"), collapse_excgroups():
-        raise ExceptionGroup("outer", [inner])
+async def test_own_task_group_leaves_an_applications_group_whole() -> None:
+    # The application raised a group of one: that is its own value, never taken apart.
+    raised = ExceptionGroup("from the app", [ValueError("inner")])
+    with pytest.raises(ExceptionGroup) as info:
+        async with create_task_group() as group:
+            group.start_soon(fail_with, raised)
+    # trio derives a copy of a group that crosses a nursery: same message, same members.
+    assert info.value.message == "from the app"
+    assert info.value.exceptions == raised.exceptions
 
 
-async def test_collapse_excgroups_leaves_other_exceptions_alone() -> None:
-    with pytest.raises(ZeroDivisionError), collapse_excgroups():
-        _ = 1 / 0
+async def test_own_task_group_leaves_a_group_raised_in_its_body_whole() -> None:
+    raised = ExceptionGroup("outer", [ExceptionGroup("inner", [ValueError("deep")])])
+    with pytest.raises(ExceptionGroup) as info:
+        async with create_task_group() as group:
+            group.start_soon(anyio.sleep_forever)
+            raise raised
+    assert info.value.message == "outer"
+    [inner] = info.value.exceptions
+    assert isinstance(inner, ExceptionGroup)
+    assert inner.message == "inner"
+    assert inner.exceptions == raised.exceptions[0].exceptions  # type: ignore[union-attr]
+
+
+async def test_nested_own_task_groups_each_unwrap_their_own_level() -> None:
+    async def inner() -> None:
+        async with create_task_group() as group:
+            group.start_soon(fail_with, KeyError("deep"))
+
+    with pytest.raises(KeyError, match="deep"):
+        async with create_task_group() as group:
+            group.start_soon(inner)
+
+
+async def test_own_task_group_leaves_plain_exceptions_alone() -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with create_task_group():
+            _ = 1 / 0
+
+
+async def test_own_task_group_lets_cancellation_through() -> None:
+    with anyio.CancelScope() as outer:
+        async with create_task_group() as group:
+            group.start_soon(anyio.sleep_forever)
+            outer.cancel()
+            await anyio.sleep_forever()
+    assert outer.cancelled_caught
 
 
 def test_is_async_callable() -> None:

@@ -2,11 +2,12 @@
 
 The endpoints are driven with raw ASGI messages here, which shows exactly what reaches the
 server: the 405's ``Allow`` header, the close code for a bad frame, and that nothing is
-sent (and nothing raised) where nothing should be.
+sent where nothing should be.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -15,12 +16,13 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
+from stellate._context import context_of
 from stellate.endpoints import HTTPEndpoint, WebSocketEndpoint
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, Response
 from stellate.types import Message, Scope
-from stellate.websockets import WebSocket, WebSocketDecodeError, WebSocketDisconnect
+from stellate.websockets import WebSocket, WebSocketDisconnect
 
 pytestmark = pytest.mark.anyio
 
@@ -68,10 +70,13 @@ def http_scope(method: str, **extra: Any) -> Scope:
 
 
 async def call_http(
-    endpoint: type[HTTPEndpoint], method: str, **scope_extra: Any
+    endpoint: type[HTTPEndpoint], method: str, handlers: Any = None, **scope_extra: Any
 ) -> tuple[int, dict[str, str], bytes]:
     server = FakeServer({"type": "http.request", "body": b"", "more_body": False})
-    await endpoint(http_scope(method, **scope_extra), server.receive, server.send)
+    scope = http_scope(method, **scope_extra)
+    if handlers is not None:  # as an application's ExceptionMiddleware publishes them
+        context_of(scope).exception_handlers = handlers
+    await endpoint(scope, server.receive, server.send)
     start, *bodies = server.sent
     assert start["type"] == "http.response.start"
     headers = {k.decode(): v.decode() for k, v in start["headers"]}
@@ -157,7 +162,7 @@ async def test_405_reaches_the_apps_exception_handlers() -> None:
 
     handlers: tuple[dict[Any, Any], dict[int, Any]] = ({HTTPException: on_http_error}, {})
     status, headers, body = await call_http(
-        Items, "PATCH", app=object(), **{"stellate.exception_handlers": handlers}
+        Items, "PATCH", app=object(), handlers=handlers
     )
     assert (status, body) == (405, b"custom 405")
     assert headers["allow"] == "GET, HEAD, POST, QUERY"
@@ -173,7 +178,7 @@ async def test_handler_errors_go_to_exception_handlers() -> None:
         return PlainTextResponse(str(exc), status_code=404)
 
     handlers: tuple[dict[Any, Any], dict[int, Any]] = ({LookupError: on_lookup}, {})
-    result = await call_http(Broken, "GET", **{"stellate.exception_handlers": handlers})
+    result = await call_http(Broken, "GET", handlers=handlers)
     assert (result[0], result[2]) == (404, b"no such item")
 
 
@@ -185,6 +190,36 @@ async def test_unhandled_errors_propagate() -> None:
     server = FakeServer()
     with pytest.raises(LookupError, match="boom"):
         await Broken(http_scope("GET"), server.receive, server.send)
+
+
+@pytest.mark.parametrize("handler_kind", ["async", "sync"])
+async def test_handlers_can_send_early_hints_and_push_promises(handler_kind: str) -> None:
+    """The endpoint's Request has the connection's ``send`` (Starlette builds it so)."""
+
+    async def hinting(request: Request) -> Response:
+        await request.send_early_hints("</app.css>; rel=preload; as=style")
+        await request.send_push_promise("/app.css")
+        return PlainTextResponse("page")
+
+    class Page(HTTPEndpoint):
+        if handler_kind == "async":
+            get = staticmethod(hinting)
+        else:
+
+            def get(self, request: Request) -> Response:
+                return anyio.from_thread.run(hinting, request)
+
+    extensions = {"http.response.early_hint": {}, "http.response.push": {}}
+    server = FakeServer({"type": "http.request", "body": b"", "more_body": False})
+    await Page(http_scope("GET", extensions=extensions), server.receive, server.send)
+    assert server.sent[0] == {
+        "type": "http.response.early_hint",
+        "links": [b"</app.css>; rel=preload; as=style"],
+    }
+    assert server.sent[1] == {"type": "http.response.push", "path": "/app.css", "headers": []}
+    assert server.sent[2]["type"] == "http.response.start"
+    assert server.sent[2]["status"] == 200
+    assert server.sent[3]["body"] == b"page"
 
 
 async def test_http_endpoint_needs_an_http_scope() -> None:
@@ -278,9 +313,9 @@ async def test_no_encoding_passes_frames_as_sent() -> None:
     assert server.sent == [ACCEPT]
 
 
-async def test_disconnect_without_code_reports_no_status() -> None:
+async def test_disconnect_without_code_is_reported_as_1000() -> None:
     endpoint, _ = await run_endpoint(Recorder, CONNECT, {"type": "websocket.disconnect"})
-    assert endpoint.close_codes == [1005]
+    assert endpoint.close_codes == [1000]
 
 
 @pytest.mark.parametrize(
@@ -299,30 +334,74 @@ async def test_encodings_decode_frames(
     assert endpoint.close_codes == [1000]
 
 
+MALFORMED_JSON = "Malformed JSON data received."
+
+UNDECODABLE = [
+    # (id, endpoint class, a good frame, a bad frame, Starlette's error message)
+    (
+        "binary-for-text",
+        TextRecorder,
+        text("ok"),
+        binary(b"x"),
+        "Expected text websocket messages, but got bytes",
+    ),
+    (
+        "text-for-bytes",
+        BytesRecorder,
+        binary(b"ok"),
+        text("x"),
+        "Expected bytes websocket messages, but got text",
+    ),
+    ("malformed-json", JSONRecorder, text('"ok"'), text("{nope"), MALFORMED_JSON),
+    ("malformed-binary-json", JSONRecorder, text('"ok"'), binary(b"[1,"), MALFORMED_JSON),
+    ("bad-utf8-json", JSONRecorder, text('"ok"'), binary(b"\xc3("), MALFORMED_JSON),
+    (
+        "nesting-bomb",
+        JSONRecorder,
+        text('"ok"'),
+        text("[" * 100_000 + "]" * 100_000),
+        MALFORMED_JSON,
+    ),
+    ("5000-digits", JSONRecorder, text('"ok"'), text("7" * 5000), MALFORMED_JSON),
+    ("5000-digits-binary", JSONRecorder, text('"ok"'), binary(b"7" * 5000), MALFORMED_JSON),
+]
+
+
 @pytest.mark.parametrize(
-    ("cls", "good", "bad", "reason"),
-    [
-        (TextRecorder, text("ok"), binary(b"x"), "Expected a text frame, received a binary frame"),
-        (BytesRecorder, binary(b"ok"), text("x"), "Expected a binary frame, received a text frame"),
-        (
-            JSONRecorder,
-            text('"ok"'),
-            text("{nope"),
-            "Malformed JSON in frame: Expecting property name enclosed in double quotes",
-        ),
-        (JSONRecorder, text('"ok"'), binary(b"\xc3("), "Binary JSON frame is not valid UTF-8"),
-    ],
-    ids=["binary-for-text", "text-for-bytes", "malformed-json", "bad-utf8-json"],
+    ("cls", "good", "bad", "message"),
+    [pytest.param(*case[1:], id=case[0]) for case in UNDECODABLE],
 )
-async def test_undecodable_frame_closes_with_1003_without_raising(
-    cls: type[Recorder], good: Message, bad: Message, reason: str
+async def test_undecodable_frame_closes_with_1003_then_raises(
+    cls: type[Recorder], good: Message, bad: Message, message: str
 ) -> None:
-    # The frame after the bad one is never read: the session ends at the close.
-    endpoint, server = await run_endpoint(cls, CONNECT, good, bad, good)
+    """As Starlette: close 1003 (no reason), RuntimeError, on_disconnect(1011)."""
+    server = FakeServer(CONNECT, good, bad, good)
+    endpoint = cls(ws_scope(), server.receive, server.send)
+    with anyio.fail_after(5), pytest.raises(RuntimeError) as info:
+        await endpoint
+    assert type(info.value) is RuntimeError
+    assert str(info.value) == message
     assert endpoint.received == ["ok" if cls is not BytesRecorder else b"ok"]
-    assert server.sent == [ACCEPT, close(1003, reason)]
-    assert endpoint.close_codes == [1003]
+    assert server.sent == [ACCEPT, close(1003)]
+    assert endpoint.close_codes == [1011]
+    # The frame after the bad one is never read.
     assert server.incoming == deque([good])
+
+
+@pytest.mark.parametrize(
+    ("cls", "bad", "message"),
+    [pytest.param(case[1], case[3], case[4], id=case[0]) for case in UNDECODABLE],
+)
+async def test_decode_called_directly_closes_then_raises(
+    cls: type[Recorder], bad: Message, message: str
+) -> None:
+    server = FakeServer(CONNECT)
+    endpoint = cls(ws_scope(), server.receive, server.send)
+    websocket = WebSocket(ws_scope(), server.receive, server.send)
+    await websocket.accept()
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        await endpoint.decode(websocket, bad)
+    assert server.sent == [ACCEPT, close(1003)]
 
 
 async def test_decode_override_that_closes_itself() -> None:
@@ -330,13 +409,16 @@ async def test_decode_override_that_closes_itself() -> None:
         async def decode(self, websocket: WebSocket, message: Message) -> Any:
             if message.get("text") == "":
                 await websocket.close(code=1007, reason="empty frames are not allowed")
-                raise WebSocketDecodeError("empty frame")
+                raise RuntimeError("empty frame")
             return await super().decode(websocket, message)
 
-    endpoint, server = await run_endpoint(Strict, CONNECT, text("a"), text(""))
+    server = FakeServer(CONNECT, text("a"), text(""))
+    endpoint = Strict(ws_scope(), server.receive, server.send)
+    with pytest.raises(RuntimeError, match="empty frame"):
+        await endpoint
     assert endpoint.received == ["a"]
     assert server.sent == [ACCEPT, close(1007, "empty frames are not allowed")]
-    assert endpoint.close_codes == [1007]
+    assert endpoint.close_codes == [1011]
 
 
 async def test_error_in_on_receive_propagates_after_on_disconnect() -> None:
@@ -411,10 +493,10 @@ async def test_on_connect_can_refuse_with_a_denial_response() -> None:
     assert endpoint.close_codes == [1008]
 
 
-async def test_client_gone_during_handshake_ends_quietly() -> None:
-    endpoint, server = await run_endpoint(Recorder, disconnect(1001))
-    assert server.sent == []
-    assert endpoint.close_codes == []
+async def test_a_disconnect_before_connect_is_a_protocol_error() -> None:
+    # ASGI servers send websocket.connect first; Starlette's WebSocket refuses anything else.
+    with pytest.raises(RuntimeError, match=r'Expected ASGI message "websocket\.connect"'):
+        await run_endpoint(Recorder, disconnect(1001))
 
 
 async def test_connection_lost_while_sending_is_a_disconnect() -> None:
@@ -512,14 +594,25 @@ def test_websocket_endpoint_echoes_json(echo_client: Any) -> None:
     assert Echo.closes == [1001]
 
 
-def test_websocket_endpoint_closes_1003_on_malformed_json(echo_client: Any) -> None:
-    with echo_client.websocket_connect("/echo?token=good") as session:
-        session.send_text("{not json")
-        with pytest.raises(WebSocketDisconnect) as info:
+@pytest.mark.parametrize(
+    "payload",
+    ["{not json", "[" * 100_000 + "]" * 100_000, "1" * 5000],
+    ids=["bad", "bomb", "digits"],
+)
+def test_websocket_endpoint_closes_1003_on_malformed_json_and_raises(
+    echo_client: Any, payload: str
+) -> None:
+    """The client sees the 1003 close; the session ends with Starlette's RuntimeError."""
+    with (
+        pytest.raises(RuntimeError) as raised,
+        echo_client.websocket_connect("/echo?token=good") as session,
+    ):
+        session.send_text(payload)
+        with pytest.raises(WebSocketDisconnect) as closed:
             session.receive_json()
-    assert info.value.code == 1003
-    assert info.value.reason.startswith("Malformed JSON in frame")
-    assert Echo.closes == [1003]
+    assert (closed.value.code, closed.value.reason) == (1003, "")
+    assert str(raised.value) == "Malformed JSON data received."
+    assert Echo.closes == [1011]
 
 
 def test_http_exception_in_on_connect_is_a_denial(echo_client: Any) -> None:
@@ -551,3 +644,31 @@ def test_error_in_on_receive_surfaces_after_on_disconnect(echo_client: Any) -> N
         session.send_json("crash")
         session.receive_json()
     assert Echo.closes == [1011]
+
+
+def test_a_decode_override_can_refuse_a_frame_without_an_error(
+    test_client_factory: TestClientFactory,
+) -> None:
+    """What docs/endpoints.md advises: raise WebSocketException from decode()."""
+    from stellate.routing import WebSocketRoute
+
+    closes: list[int] = []
+
+    class NoEmptyFrames(WebSocketEndpoint):
+        encoding = "text"
+
+        async def decode(self, websocket: WebSocket, message: Message) -> Any:
+            if message.get("text") == "":
+                raise WebSocketException(4400, "empty frames are refused")
+            return await super().decode(websocket, message)
+
+        async def on_disconnect(self, websocket: WebSocket, close_code: int) -> None:
+            closes.append(close_code)
+
+    client = test_client_factory(make_app(WebSocketRoute("/ws", NoEmptyFrames)))
+    with client.websocket_connect("/ws") as session:  # raise_server_exceptions=True
+        session.send_text("")
+        with pytest.raises(WebSocketDisconnect) as info:
+            session.receive_text()
+    assert (info.value.code, info.value.reason) == (4400, "empty frames are refused")
+    assert closes == [4400]

@@ -8,12 +8,10 @@ from typing import Any
 import anyio
 import pytest
 
+from stellate._context import StartTrackingSend, context_of, track_start
 from stellate._exception_handling import (
-    SCOPE_KEY,
-    StartTrackingSend,
     check_handler_key,
     lookup_handler,
-    track_start,
     wrap_app_handling_exceptions,
 )
 from stellate.exceptions import HTTPException
@@ -57,7 +55,7 @@ def http_scope(handlers: Any = None) -> Scope:
         "server": ("testserver", 80),
     }
     if handlers is not None:
-        scope[SCOPE_KEY] = handlers
+        context_of(scope).exception_handlers = handlers
     return scope
 
 
@@ -389,8 +387,8 @@ async def test_websocket_handler_is_awaited_and_nothing_else_is_sent() -> None:
         "query_string": b"",
         "root_path": "",
         "headers": [],
-        SCOPE_KEY: ({Base: handler}, {}),
     }
+    context_of(scope).exception_handlers = ({Base: handler}, {})
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -419,8 +417,8 @@ async def test_sync_websocket_handler_runs_in_a_thread() -> None:
         "type": "websocket",
         "path": "/",
         "headers": [],
-        SCOPE_KEY: ({Base: handler}, {}),
     }
+    context_of(scope).exception_handlers = ({Base: handler}, {})
 
     async def receive() -> Message:  # pragma: no cover - never called
         raise AssertionError
@@ -432,3 +430,185 @@ async def test_sync_websocket_handler_runs_in_a_thread() -> None:
     await wrap_app_handling_exceptions(raising(Base()), websocket)(scope, receive, send)
     assert len(threads) == 1
     assert threads[0] != threading.get_ident()
+
+
+# -- through an application and the TestClient (both backends) --------------------------------
+
+
+def _app(routes: list[Any], handlers: Any = None) -> Any:
+    from stellate.applications import Stellate
+
+    return Stellate(routes=routes, exception_handlers=handlers)
+
+
+def test_handled_exception_after_the_start_has_starlettes_message(
+    test_client_factory: Any,
+) -> None:
+    from stellate.responses import StreamingResponse
+    from stellate.routing import Route
+
+    async def chunks() -> Any:
+        yield b"started;"
+        raise HTTPException(409)
+
+    async def endpoint(request: Request) -> Response:
+        return StreamingResponse(chunks())
+
+    app = _app([Route("/", endpoint)])
+    with pytest.raises(RuntimeError) as info:
+        test_client_factory(app).get("/")
+    assert str(info.value) == "Caught handled exception, but response already started."
+    assert isinstance(info.value.__cause__, HTTPException)
+    response = test_client_factory(app, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.text) == (200, "started;")
+
+
+class Shared(Exception):
+    pass
+
+
+def test_a_shared_handled_instance_does_not_keep_its_traceback(test_client_factory: Any) -> None:
+    """One instance raised by every request: its traceback must not grow (nor be kept)."""
+    from stellate.routing import Route
+
+    not_found = HTTPException(404, "gone")
+    shared = Shared()
+    unhandled = LookupError("no handler")
+
+    async def endpoint(request: Request) -> Response:
+        raise {"404": not_found, "shared": shared, "unhandled": unhandled}[request.url.path[1:]]
+
+    async def on_shared(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("shared", status_code=418)
+
+    routes = [Route("/{name}", endpoint)]
+    client = test_client_factory(_app(routes, {Shared: on_shared}))
+    for _ in range(3):
+        assert client.get("/404").status_code == 404
+        assert not_found.__traceback__ is None
+        assert client.get("/shared").status_code == 418
+        assert shared.__traceback__ is None
+    with pytest.raises(LookupError):
+        client.get("/unhandled")
+    assert unhandled.__traceback__ is not None  # no handler: kept for the report
+
+
+def test_a_shared_websocket_exception_does_not_keep_its_traceback(
+    test_client_factory: Any,
+) -> None:
+    from stellate.exceptions import WebSocketException
+    from stellate.routing import WebSocketRoute
+    from stellate.websockets import WebSocket, WebSocketDisconnect
+
+    refused = WebSocketException(4001, "no")
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        raise refused
+
+    client = test_client_factory(_app([WebSocketRoute("/ws", endpoint)]))
+    for _ in range(3):
+        with client.websocket_connect("/ws") as session, pytest.raises(WebSocketDisconnect):
+            session.receive_text()
+        assert refused.__traceback__ is None
+
+
+@pytest.mark.parametrize("key", [HTTPException, 401])
+def test_a_websocket_handlers_response_is_the_denial_response(
+    test_client_factory: Any, key: Any
+) -> None:
+    from stellate.responses import JSONResponse
+    from stellate.routing import WebSocketRoute
+    from stellate.testclient import WebSocketDenialResponse
+    from stellate.websockets import WebSocket
+
+    async def endpoint(websocket: WebSocket) -> None:
+        raise HTTPException(401)
+
+    async def login_required(conn: Any, exc: Exception) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse({"error": "login required"}, status_code=401, headers=headers)
+
+    client = test_client_factory(_app([WebSocketRoute("/ws", endpoint)], {key: login_required}))
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/ws"):
+        pass  # pragma: no cover - the handshake is refused
+    assert info.value.status_code == 401
+    assert info.value.headers["www-authenticate"] == "Bearer"
+    assert info.value.json() == {"error": "login required"}
+
+
+def test_a_websocket_handler_returning_none_sends_nothing_itself(
+    test_client_factory: Any,
+) -> None:
+    from stellate.routing import WebSocketRoute
+    from stellate.websockets import WebSocket, WebSocketDisconnect
+
+    async def endpoint(websocket: WebSocket) -> None:
+        raise Shared()
+
+    async def closing(websocket: WebSocket, exc: Exception) -> None:
+        await websocket.close(code=4003)
+
+    client = test_client_factory(_app([WebSocketRoute("/ws", endpoint)], {Shared: closing}))
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/ws"):
+        pass  # pragma: no cover - the handshake is refused
+    assert info.value.code == 4003
+
+
+async def _run_websocket(app: Any, extensions: dict[str, Any]) -> list[Message]:
+    from stellate.middleware.exceptions import ExceptionMiddleware
+
+    scope: Scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "server": ("testserver", 80),
+        "subprotocols": [],
+        "extensions": extensions,
+    }
+    incoming = [{"type": "websocket.connect"}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def answer(conn: Any, exc: Exception) -> Response:
+        return PlainTextResponse("login required", status_code=401)
+
+    middleware = ExceptionMiddleware(app, handlers={Shared: answer})
+    with anyio.fail_after(5):
+        await middleware(scope, receive, send)
+    return sent
+
+
+async def test_a_websocket_handlers_response_without_the_denial_extension_is_a_close() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Shared()
+
+    sent = await _run_websocket(app, extensions={})
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    sent = await _run_websocket(app, extensions={"websocket.http.response": {}})
+    assert [(m["type"], m.get("status")) for m in sent] == [
+        ("websocket.http.response.start", 401),
+        ("websocket.http.response.body", None),
+    ]
+
+
+async def test_a_websocket_handlers_response_after_accept_cannot_be_sent() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        raise Shared()
+
+    with pytest.raises(RuntimeError) as info:
+        await _run_websocket(app, extensions={"websocket.http.response": {}})
+    assert str(info.value) == "Caught handled exception, but response already started."
+    assert isinstance(info.value.__cause__, Shared)

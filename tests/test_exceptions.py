@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from stellate.exceptions import HTTPException, StellateDeprecationWarning, WebSocketException
@@ -40,8 +45,32 @@ def test_websocket_exception() -> None:
 
 
 def test_deprecation_warning_is_filterable_on_its_own() -> None:
-    assert issubclass(StellateDeprecationWarning, DeprecationWarning)
     with pytest.warns(StellateDeprecationWarning):
         import warnings
 
         warnings.warn("old", StellateDeprecationWarning, stacklevel=1)
+
+
+def test_deprecation_warning_is_a_user_warning_shown_by_default(tmp_path: Path) -> None:
+    """As Starlette's: a UserWarning, so Python's default filters show it."""
+    assert issubclass(StellateDeprecationWarning, UserWarning)
+    assert not issubclass(StellateDeprecationWarning, DeprecationWarning)
+    # Warned from a library module, not __main__: Python shows DeprecationWarnings
+    # issued from __main__ by default, but hides those of libraries.
+    (tmp_path / "library.py").write_text(
+        "import warnings\n"
+        "from stellate.exceptions import StellateDeprecationWarning\n"
+        "def old():\n"
+        "    warnings.warn('going away', StellateDeprecationWarning, stacklevel=1)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *sys.path])
+    result = subprocess.run(
+        [sys.executable, "-c", "import library; library.old()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    assert "StellateDeprecationWarning: going away" in result.stderr

@@ -7,14 +7,17 @@ Malformed bodies and resource cleanup are in test_forms_bad_input.py.
 
 from __future__ import annotations
 
+import tempfile
+import warnings
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import pytest
 
+from stellate import formparsers
 from stellate.applications import Stellate
 from stellate.datastructures import MAX_SPOOL_SIZE, FormData, Headers, UploadFile
-from stellate.exceptions import HTTPException
+from stellate.exceptions import HTTPException, StellateDeprecationWarning
 from stellate.formparsers import (
     FormMessage,
     FormParser,
@@ -98,18 +101,25 @@ async def test_urlencoded_empty_body_is_an_empty_form() -> None:
     assert form == FormData()
 
 
-@pytest.mark.anyio
-async def test_urlencoded_charset_from_content_type() -> None:
-    parser = FormParser(headers(URLENCODED + "; charset=latin-1"), chunks(b"caf%E9=cr%E8me"))
-    assert (await parser.parse()).multi_items() == [("café", "crème")]
+# Charsets: urlencoded forms ignore them, as Starlette's do (these two tests pinned the
+# old charset handling and now check Starlette's).
 
 
 @pytest.mark.anyio
-async def test_urlencoded_charset_field_applies_to_every_field() -> None:
-    # _charset_ comes last, yet decides how the field before it is decoded.
+async def test_urlencoded_ignores_the_content_type_charset() -> None:
+    # Escapes are UTF-8 (invalid ones U+FFFD); raw bytes are latin-1 characters.
+    content_type = headers(URLENCODED + "; charset=latin-1")
+    parser = FormParser(content_type, chunks(b"caf%E9=cr%C3%A8me&raw=\xe9t\xe9"))
+    assert (await parser.parse()).multi_items() == [("caf\ufffd", "crème"), ("raw", "été")]
+    unknown = FormParser(headers(URLENCODED + "; charset=no-such"), chunks(b"a=%C3%A9"))
+    assert (await unknown.parse()).multi_items() == [("a", "é")]
+
+
+@pytest.mark.anyio
+async def test_urlencoded_charset_field_is_just_a_field() -> None:
     body = b"word=%E9t%E9&_charset_=iso-8859-1"
     form = await FormParser(headers(URLENCODED), chunks(body)).parse()
-    assert form["word"] == "été"
+    assert form["word"] == "\ufffdt\ufffd"
     assert form["_charset_"] == "iso-8859-1"
 
 
@@ -117,16 +127,50 @@ async def test_urlencoded_charset_field_applies_to_every_field() -> None:
 async def test_urlencoded_max_fields_boundary() -> None:
     ok = await FormParser(headers(URLENCODED), chunks(b"a=1&b=2"), max_fields=2).parse()
     assert len(ok.multi_items()) == 2
-    with pytest.raises(MultiPartException, match=r"max_fields\) is 2"):
+    with pytest.raises(MultiPartException) as raised:
         await FormParser(headers(URLENCODED), chunks(b"a=1&b=2&c=3"), max_fields=2).parse()
+    assert raised.value.message == "Too many fields. Maximum number of fields is 2."
 
 
 @pytest.mark.anyio
 async def test_urlencoded_max_part_size_counts_name_and_value() -> None:
     ok = await FormParser(headers(URLENCODED), chunks(b"ab=cd"), max_part_size=4).parse()
     assert ok["ab"] == "cd"
-    with pytest.raises(MultiPartException, match=r"max_part_size\) of 4 bytes"):
+    with pytest.raises(MultiPartException) as raised:
         await FormParser(headers(URLENCODED), chunks(b"ab", b"=cde"), max_part_size=4).parse()
+    assert raised.value.message == "Field exceeded maximum size of 0KB."
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("limit", "kilobytes"), [(1023, 0), (1024, 1), (1500, 1), (4096, 4)])
+async def test_part_size_messages_print_truncated_kilobytes(limit: int, kilobytes: int) -> None:
+    field_body = b"a=" + b"x" * limit
+    with pytest.raises(MultiPartException) as raised:
+        await FormParser(headers(URLENCODED), chunks(field_body), max_part_size=limit).parse()
+    assert raised.value.message == f"Field exceeded maximum size of {kilobytes}KB."
+    body = multipart(field("a", b"x" * (limit + 1)))
+    with pytest.raises(MultiPartException) as raised:
+        await MultiPartParser(mp_headers(), chunks(body), max_part_size=limit).parse()
+    assert raised.value.message == f"Part exceeded maximum size of {kilobytes}KB."
+
+
+@pytest.mark.anyio
+async def test_limits_print_as_passed() -> None:
+    with pytest.raises(MultiPartException) as raised:
+        await FormParser(headers(URLENCODED), chunks(b"a=1&b=2"), max_fields=1.0).parse()
+    assert raised.value.message == "Too many fields. Maximum number of fields is 1.0."
+
+
+def test_form_message_is_deprecated_on_lookup_by_value() -> None:
+    with pytest.warns(StellateDeprecationWarning) as caught:
+        member = FormMessage(1)
+    assert member is FormMessage.FIELD_START
+    assert [str(w.message) for w in caught] == [
+        "`FormMessage` is deprecated and will be removed in a future version."
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert FormMessage.END.value == 5  # reading a member does not warn
 
 
 def test_form_message_members() -> None:
@@ -247,27 +291,32 @@ async def test_multipart_charset_from_content_type() -> None:
     assert form["w"] == "été"
 
 
+# As Starlette: only the request Content-Type's charset counts; a _charset_ field and a
+# part's own charset are not consulted (these two tests pinned the opposite before).
+
+
 @pytest.mark.anyio
-async def test_multipart_charset_field_decodes_fields_before_and_after_it() -> None:
+async def test_multipart_charset_field_is_just_a_field() -> None:
     body = multipart(
-        field("before", "é".encode("cp1252")),
+        field("before", "€".encode("cp1252")),
         field("_charset_", b"windows-1252"),
         field("after", "€".encode("cp1252")),
     )
     form = await MultiPartParser(mp_headers(), chunks(body)).parse()
-    assert form["before"] == "é"
-    assert form["after"] == "€"
+    # b"\x80" is not UTF-8: the value falls back to latin-1.
+    assert form["before"] == "\x80"
+    assert form["after"] == "\x80"
 
 
 @pytest.mark.anyio
-async def test_multipart_part_charset_wins_for_its_part() -> None:
+async def test_multipart_part_charset_is_not_consulted() -> None:
     body = multipart(
-        field("a", "ü".encode("latin-1"), "\r\nContent-Type: text/plain; charset=latin-1"),
+        field("a", "€".encode("cp1252"), "\r\nContent-Type: text/plain; charset=cp1252"),
         field("b", "ü".encode()),
-        field("c", b"plain", "\r\nContent-Type: text/plain"),
+        field("c", b"plain", "\r\nContent-Type: text/plain; charset=no-such-charset"),
     )
     form = await MultiPartParser(mp_headers(), chunks(body)).parse()
-    assert (form["a"], form["b"], form["c"]) == ("ü", "ü", "plain")
+    assert (form["a"], form["b"], form["c"]) == ("\x80", "ü", "plain")
 
 
 @pytest.mark.anyio
@@ -275,13 +324,15 @@ async def test_multipart_limits_are_inclusive_and_named() -> None:
     two_files = multipart(file("a", "1", b"x"), file("b", "2", b"y"))
     form = await MultiPartParser(mp_headers(), chunks(two_files), max_files=2).parse()
     await form.close()
-    with pytest.raises(MultiPartException, match=r"Too many files: the limit \(max_files\) is 1"):
+    with pytest.raises(MultiPartException) as raised:
         await MultiPartParser(mp_headers(), chunks(two_files), max_files=1).parse()
+    assert raised.value.message == "Too many files. Maximum number of files is 1."
 
     two_fields = multipart(field("a", b"1"), field("b", b"2"))
     assert len(await MultiPartParser(mp_headers(), chunks(two_fields), max_fields=2).parse()) == 2
-    with pytest.raises(MultiPartException, match=r"Too many fields: the limit \(max_fields\) is 1"):
+    with pytest.raises(MultiPartException) as raised:
         await MultiPartParser(mp_headers(), chunks(two_fields), max_fields=1).parse()
+    assert raised.value.message == "Too many fields. Maximum number of fields is 1."
 
 
 @pytest.mark.anyio
@@ -289,8 +340,9 @@ async def test_multipart_max_part_size_applies_to_fields_not_files() -> None:
     body = multipart(field("f", b"12345"))
     form = await MultiPartParser(mp_headers(), chunks(body), max_part_size=5).parse()
     assert form["f"] == "12345"
-    with pytest.raises(MultiPartException, match=r"'f' is larger than the limit \(max_part_size\)"):
+    with pytest.raises(MultiPartException) as raised:
         await MultiPartParser(mp_headers(), chunks(body), max_part_size=4).parse()
+    assert raised.value.message == "Part exceeded maximum size of 0KB."
     files = multipart(file("f", "f.bin", b"x" * 100))
     form = await MultiPartParser(mp_headers(), chunks(files), max_part_size=4).parse()
     assert form["f"].size == 100  # type: ignore[union-attr]
@@ -391,13 +443,13 @@ def test_request_form_limits_answer_400_naming_the_limit(
         files = {"a": ("a", b"1"), "b": ("b", b"2")}
         response = client.post("/?limit=max_files", files=files)
         assert response.status_code == 400
-        assert response.text == "Too many files: the limit (max_files) is 1."
+        assert response.text == "Too many files. Maximum number of files is 1."
         response = client.post("/?limit=max_fields", data={"a": "1", "b": "2"})
         assert response.status_code == 400
-        assert response.text == "Too many fields: the limit (max_fields) is 1."
+        assert response.text == "Too many fields. Maximum number of fields is 1."
         response = client.post("/?limit=max_part_size", data={"a": "12"})
         assert response.status_code == 400
-        assert "max_part_size" in response.text
+        assert response.text == "Field exceeded maximum size of 0KB."
 
 
 def test_request_form_400_reaches_the_apps_handlers(
@@ -417,7 +469,7 @@ def test_request_form_400_reaches_the_apps_handlers(
     with test_client_factory(app) as client:
         response = client.post("/", data={"a": "1"})
     assert response.status_code == 400
-    assert response.json() == {"error": "Too many fields: the limit (max_fields) is 0."}
+    assert response.json() == {"error": "Too many fields. Maximum number of fields is 0."}
 
 
 @pytest.mark.anyio
@@ -433,8 +485,9 @@ async def test_request_form_outside_an_app_raises_multipart_exception() -> None:
         "path": "/",
         "headers": [(b"content-type", URLENCODED.encode())],
     }
-    with pytest.raises(MultiPartException, match="max_fields"):
+    with pytest.raises(MultiPartException) as raised:
         await Request(scope, receive).form(max_fields=1)
+    assert raised.value.message == "Too many fields. Maximum number of fields is 1."
 
 
 @pytest.mark.anyio
@@ -477,3 +530,52 @@ def test_http_endpoint_uploads_are_closed_after_the_request(
     with test_client_factory(app) as client:
         assert client.post("/", files={"f": ("a.txt", b"x")}).text == "False"
     assert uploads[0].file.closed
+
+
+# ------------------------------------------------------------------- spooling
+
+
+def test_spool_max_size_and_max_part_size_are_class_attributes() -> None:
+    assert MultiPartParser.spool_max_size == 1024 * 1024
+    assert MultiPartParser.max_part_size == 1024 * 1024
+    assert formparsers.SpooledTemporaryFile is tempfile.SpooledTemporaryFile
+
+
+@pytest.mark.anyio
+async def test_spool_max_size_decides_when_an_upload_moves_to_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 10)
+    body = multipart(file("small", "s.bin", b"x" * 10), file("big", "b.bin", b"y" * 11))
+    form = await MultiPartParser(mp_headers(), chunks(body)).parse()
+    small, big = form["small"], form["big"]
+    assert isinstance(small, UploadFile)
+    assert isinstance(big, UploadFile)
+    assert small.file._rolled is False  # type: ignore[attr-defined]
+    assert big.file._rolled is True  # type: ignore[attr-defined]
+    assert await big.read() == b"y" * 11
+    await form.close()
+    parser = MultiPartParser(mp_headers(), chunks(body))
+    parser.spool_max_size = 100  # an instance may set its own
+    form = await parser.parse()
+    assert form["big"].file._rolled is False  # type: ignore[union-attr]
+    await form.close()
+
+
+@pytest.mark.anyio
+async def test_uploads_use_the_module_spooled_temporary_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[int] = []
+
+    class Recording(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        def __init__(self, max_size: int = 0, **kwargs: Any) -> None:
+            made.append(max_size)
+            super().__init__(max_size=max_size, **kwargs)
+
+    monkeypatch.setattr(formparsers, "SpooledTemporaryFile", Recording)
+    body = multipart(file("a", "a.bin", b"1"), file("b", "b.bin", b"2"))
+    form = await MultiPartParser(mp_headers(), chunks(body)).parse()
+    assert made == [1024 * 1024, 1024 * 1024]
+    assert isinstance(form["a"].file, Recording)  # type: ignore[union-attr]
+    await form.close()

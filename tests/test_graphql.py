@@ -578,6 +578,21 @@ def errors_of(response: Any) -> list[str]:
             {"data": {"query": "{ hello }", "variables": "{oops"}},
             "The 'variables' parameter is not valid JSON.",
         ),
+        (
+            {"content": b"[" * 100_000, "headers": {"content-type": "application/json"}},
+            "The request body is not valid JSON.",
+        ),
+        (
+            {
+                "content": b'{"query": ' + b"1" * 5000 + b"}",
+                "headers": {"content-type": "application/json"},
+            },
+            "The request body is not valid JSON.",
+        ),
+        (
+            {"data": {"query": "{ hello }", "variables": "[" * 100_000}},
+            "The 'variables' parameter is not valid JSON.",
+        ),
     ],
 )
 def test_malformed_post_bodies_are_400(client: Any, kwargs: dict[str, Any], message: str) -> None:
@@ -754,8 +769,33 @@ async def test_other_scope_types_are_refused(anyio_backend: str) -> None:
     async def send(message: Any) -> None:
         raise AssertionError  # pragma: no cover
 
-    with pytest.raises(ValueError, match="not 'lifespan'"):
-        await GraphQLApp(schema)({"type": "lifespan"}, receive, send)
+    with pytest.raises(ValueError, match="not 'webtransport'"):
+        await GraphQLApp(schema)({"type": "webtransport"}, receive, send)
+
+
+@pytest.mark.anyio
+async def test_the_lifespan_is_accepted_and_completed(anyio_backend: str) -> None:
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return incoming.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await GraphQLApp(schema)({"type": "lifespan", "state": {}}, receive, send)
+    assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
+
+
+def test_graphql_app_as_the_app_of_a_test_client_context(test_client_factory: Any) -> None:
+    """``with TestClient(GraphQLApp(...))`` runs the lifespan: it must not fail."""
+    with test_client_factory(GraphQLApp(schema)) as client:
+        response = client.get(
+            "/", params={"query": "{ hello }"}, headers={"accept": "application/json"}
+        )
+        assert response.json() == {"data": {"hello": "Hello stranger"}}
 
 
 def test_import_without_graphql_core_says_how_to_install(
@@ -957,6 +997,8 @@ def test_ws_duplicate_id_is_4409(client: Any) -> None:
     ("send", "reason"),
     [
         (lambda ws: ws.send_text("{not json"), "Invalid message: not valid JSON"),
+        (lambda ws: ws.send_text('{"type": ' + "[" * 100_000), "Invalid message: not valid JSON"),
+        (lambda ws: ws.send_text('{"id": ' + "1" * 5000 + "}"), "Invalid message: not valid JSON"),
         (lambda ws: ws.send_bytes(b"{}"), "Invalid message: expected a JSON text frame"),
         (lambda ws: ws.send_json([1]), "Invalid message: expected an object with a 'type'"),
         (lambda ws: ws.send_json({"type": 1}), "Invalid message: expected an object with a 'type'"),
@@ -1054,17 +1096,24 @@ async def test_ws_server_reporting_the_connection_lost(anyio_backend: str, fail_
 
 @pytest.mark.anyio
 async def test_ws_client_leaving_during_the_handshake(anyio_backend: str) -> None:
+    # ASGI servers always send websocket.connect first (stellate's WebSocket, like
+    # Starlette's, refuses anything else there); the client leaves right after it.
+    incoming: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1001},
+    ]
     sent: list[Message] = []
 
     async def receive() -> Message:
-        return {"type": "websocket.disconnect", "code": 1001}
+        return incoming.pop(0)
 
     async def send(message: Message) -> None:
-        sent.append(message)  # pragma: no cover
+        sent.append(message)
 
     with anyio.fail_after(5):
         await GraphQLApp(schema)(raw_websocket_scope(), receive, send)
-    assert sent == []
+    assert [message["type"] for message in sent] == ["websocket.accept"]
+    assert incoming == []
 
 
 TOKENS = [

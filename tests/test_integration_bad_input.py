@@ -21,7 +21,7 @@ from stellate.middleware.gzip import GZipMiddleware
 from stellate.middleware.httpsredirect import HTTPSRedirectMiddleware
 from stellate.middleware.sessions import SessionMiddleware
 from stellate.middleware.trustedhost import TrustedHostMiddleware
-from stellate.requests import Request
+from stellate.requests import ClientDisconnect, Request
 from stellate.responses import JSONResponse, Response
 from stellate.routing import Mount, Route
 from stellate.types import Message, Scope
@@ -349,6 +349,12 @@ async def test_client_gone_mid_body_through_the_stack(
             gone.set()
 
     with anyio.fail_after(5):
+        if method == "POST":
+            # The body read fails: as in Starlette, ClientDisconnect is an unhandled error
+            # (ServerErrorMiddleware's 500 goes to nobody) and reaches the server.
+            with pytest.raises(ClientDisconnect):
+                await app(scope_for(path=path, method=method), receive, send)
+            return
         await app(scope_for(path=path, method=method), receive, send)
     statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
     assert all(status < 500 for status in statuses), (path, sent[:2])

@@ -14,11 +14,11 @@ from stellate.exceptions import HTTPException
 from stellate.middleware import Middleware
 from stellate.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY, RequestBodyLimitMiddleware
 from stellate.requests import Request
-from stellate.responses import PlainTextResponse, Response
+from stellate.responses import JSONResponse, PlainTextResponse, Response
 from stellate.routing import Mount, Route, Router, WebSocketRoute
 from stellate.websockets import WebSocket
 
-TOO_LARGE = "Request body is larger than the limit of {} bytes."
+TOO_LARGE = "Content Too Large"
 
 
 async def echo(request: Request) -> Response:
@@ -40,10 +40,10 @@ def test_app_limit_declared_and_streamed(test_client_factory: Callable[..., Any]
     with test_client_factory(app) as client:
         assert client.post("/", content=b"x" * 10).text == "10 10"
         response = client.post("/", content=b"x" * 11)
-        assert (response.status_code, response.text) == (413, TOO_LARGE.format(10))
+        assert (response.status_code, response.text) == (413, TOO_LARGE)
         assert client.post("/", content=chunked(10)).text == "10 10"
         response = client.post("/", content=chunked(40))
-        assert (response.status_code, response.text) == (413, TOO_LARGE.format(10))
+        assert (response.status_code, response.text) == (413, TOO_LARGE)
 
 
 def test_route_limit_wins_over_the_app_limit(test_client_factory: Callable[..., Any]) -> None:
@@ -59,7 +59,7 @@ def test_route_limit_wins_over_the_app_limit(test_client_factory: Callable[..., 
         assert client.post("/big", content=b"x" * 50).text == "50 100"
         assert client.post("/big", content=chunked(50)).text == "50 100"
         assert client.post("/small", content=b"x" * 6).status_code == 413
-        assert client.post("/small", content=chunked(6)).text == TOO_LARGE.format(5)
+        assert client.post("/small", content=chunked(6)).text == TOO_LARGE
         assert client.post("/default", content=b"x" * 20).text == "20 20"
         assert client.post("/default", content=b"x" * 21).status_code == 413
 
@@ -88,7 +88,7 @@ def test_standalone_router_answers_413_itself(test_client_factory: Callable[...,
     with test_client_factory(router) as client:
         assert client.post("/", content=b"abc").text == "3 3"
         response = client.post("/", content=chunked(8, 2))
-        assert (response.status_code, response.text) == (413, TOO_LARGE.format(3))
+        assert (response.status_code, response.text) == (413, TOO_LARGE)
         assert response.headers["content-type"].startswith("text/plain")
 
 
@@ -124,11 +124,53 @@ def test_limit_set_after_construction_applies(test_client_factory: Callable[...,
         assert client.post("/", content=b"x" * 10).status_code == 413
 
 
-def test_unread_body_is_not_refused(test_client_factory: Callable[..., Any]) -> None:
-    # The limit guards reading: an endpoint that never reads the body answers normally.
+def test_unread_body_declared_over_the_limit_is_refused(
+    test_client_factory: Callable[..., Any],
+) -> None:
+    # As in Starlette: a declared length over the limit is refused when the endpoint
+    # starts its response, even though it never read the body (it used to answer 200).
     app = Stellate(routes=[Route("/", ignore_body, methods=["POST"])], max_body_size=1)
     with test_client_factory(app) as client:
-        assert client.post("/", content=b"x" * 100).text == "not read"
+        response = client.post("/", content=b"x" * 100)
+        assert (response.status_code, response.text) == (413, TOO_LARGE)
+        assert response.headers["content-length"] == "17"
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_unread_streamed_body_is_not_refused(test_client_factory: Callable[..., Any]) -> None:
+    # Without a declared length nothing is known until the body is read.
+    app = Stellate(routes=[Route("/", ignore_body, methods=["POST"])], max_body_size=1)
+    with test_client_factory(app) as client:
+        assert client.post("/", content=chunked(100)).text == "not read"
+
+
+def test_refusal_replaces_an_exception_handlers_response(
+    test_client_factory: Callable[..., Any],
+) -> None:
+    async def refuse_early(request: Request) -> Response:
+        raise HTTPException(403, "not you")
+
+    app = Stellate(routes=[Route("/", refuse_early, methods=["POST"])], max_body_size=4)
+    with test_client_factory(app) as client:
+        response = client.post("/", content=b"x" * 5)
+        assert (response.status_code, response.text) == (413, TOO_LARGE)
+        assert client.post("/", content=b"x" * 4).status_code == 403
+
+
+def test_a_handlers_own_413_is_kept(test_client_factory: Callable[..., Any]) -> None:
+    # The app was told (413 raised from receive): its handler's answer goes out as it is.
+    async def as_json(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    app = Stellate(
+        routes=[Route("/", echo, methods=["POST"])],
+        max_body_size=4,
+        exception_handlers={413: as_json},
+    )
+    with test_client_factory(app) as client:
+        response = client.post("/", content=b"x" * 5)
+        assert (response.status_code, response.json()) == (413, {"detail": "Content Too Large"})
 
 
 def test_handler_sees_the_413(test_client_factory: Callable[..., Any]) -> None:
@@ -169,7 +211,7 @@ def test_form_upload_over_the_limit(test_client_factory: Callable[..., Any]) -> 
     with test_client_factory(app) as client:
         assert client.post("/", files={"f": ("f.bin", b"x" * 1000)}).text == "1"
         response = client.post("/", files={"f": ("f.bin", b"x" * 5000)})
-    assert (response.status_code, response.text) == (413, TOO_LARGE.format(2000))
+    assert (response.status_code, response.text) == (413, TOO_LARGE)
 
 
 def test_websockets_are_not_limited(test_client_factory: Callable[..., Any]) -> None:

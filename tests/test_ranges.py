@@ -22,6 +22,11 @@ from stellate.testing.strategies import range_headers
 SIZE = 1000
 
 
+# These tests follow Starlette's answers (they used to pin stellate's stricter parser,
+# which refused a whole header for one bad part and a leading "+", and gave 416 only
+# when no range fitted).
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
@@ -43,10 +48,16 @@ SIZE = 1000
         ("bytes=0-9,2-3", [(0, 10)]),  # contained
         ("bytes=-100,0-", [(0, 1000)]),
         ("bytes=0-1,,,5-6,", [(0, 2), (5, 7)]),  # empty list elements are ignored
-        ("bytes=0-1,2000-3000", [(0, 2)]),  # unsatisfiable parts are dropped
         ("bytes=00000000000000000000000000005-6", [(5, 7)]),  # leading zeros
         ("bytes=5-" + "9" * 5000, [(5, 1000)]),  # enormous last position: to the end
         ("bytes=-" + "9" * 5000, [(0, 1000)]),  # enormous suffix: the whole file
+        ("bytes=+5-+6", [(5, 7)]),  # int() accepts a sign
+        ("bytes=100, 0-50", [(0, 51)]),  # a part without "-" is skipped
+        ("bytes=abc-def, 0-50", [(0, 51)]),  # so is one int() refuses
+        ("bytes=-, 0-50", [(0, 51)]),
+        ("bytes=1-2-3, 7-8", [(7, 9)]),
+        ("bytes=0x10-0x20,7-8", [(7, 9)]),
+        ("bytes=\u0661-\u0662", [(1, 3)]),  # int() reads any Unicode decimal digits
     ],
 )
 def test_satisfiable_ranges(header: str, expected: list[tuple[int, int]]) -> None:
@@ -60,8 +71,10 @@ def test_satisfiable_ranges(header: str, expected: list[tuple[int, int]]) -> Non
         "bytes=1000-2000",
         "bytes=-0",
         "bytes=5000-6000,7000-",
+        "bytes=0-1,2000-3000",  # one range past the end spoils the header
         "bytes=" + "9" * 5000 + "-",  # an enormous first position is past the end
         "bytes=" + "9" * 5000 + "-" + "9" * 5001,
+        "bytes=" + "9" * 5000 + "-5",
     ],
 )
 def test_unsatisfiable_ranges(header: str) -> None:
@@ -77,46 +90,39 @@ def test_every_range_of_an_empty_file_is_unsatisfiable() -> None:
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "content"),
     [
-        "",
-        "bytes",
-        "bytes=",
-        "bytes=,,,",
-        "items=0-1",  # an unknown unit
-        "bytes=-",
-        "bytes=abc",
-        "bytes=1-2-3",
-        "bytes=0x10-0x20",
-        "bytes=5-2",  # inverted
-        "bytes=0-1,5-2",  # one inverted range spoils the header
-        "bytes=" + "9" * 5000 + "-5",  # inverted with an enormous first position
-        "bytes=" + "9" * 5001 + "-" + "9" * 5000,  # inverted, both enormous
-        "bytes=1-2;3-4",
-        "bytes=\u0661-\u0662",  # non-ASCII digits are not digits here
+        ("", "Malformed range header."),
+        ("bytes", "Malformed range header."),
+        ("items=0-1", "Only support bytes range"),
+        ("bytes=", "Range header: range must be requested"),
+        ("bytes=,,,", "Range header: range must be requested"),
+        ("bytes=-", "Range header: range must be requested"),
+        ("bytes=abc", "Range header: range must be requested"),
+        ("bytes=1-2;3-4", "Range header: range must be requested"),
+        ("bytes=5-2", "Range header: start must be less than end"),
+        ("bytes=0-1,5-2", "Range header: start must be less than end"),
     ],
 )
-def test_malformed_ranges(header: str) -> None:
+def test_malformed_ranges(header: str, content: str) -> None:
     with pytest.raises(MalformedRangeHeader) as info:
         parse_range_header(header, SIZE)
-    assert info.value.content
+    assert info.value.content == content
 
 
-def test_the_range_count_is_capped_before_splitting() -> None:
+def test_more_ranges_than_the_cap_are_ignored() -> None:
     allowed = "bytes=" + ",".join(f"{n * 3}-{n * 3}" for n in range(MAX_RANGES))
-    assert len(parse_range_header(allowed, SIZE)) == MAX_RANGES
-    too_many = allowed + ",999-999"
-    with pytest.raises(MalformedRangeHeader, match="At most 100"):
-        parse_range_header(too_many, SIZE)
+    assert len(parse_range_header(allowed, SIZE) or ()) == MAX_RANGES
+    assert parse_range_header(allowed + ",999-999", SIZE) is None
+    assert parse_range_header("bytes=0-0,5-5,9-9", SIZE, max_ranges=2) is None
 
 
-def test_a_megabyte_of_commas_is_refused_by_the_count() -> None:
-    with pytest.raises(MalformedRangeHeader):
-        parse_range_header("bytes=" + "0-0," * 250_000, SIZE)
+def test_a_megabyte_of_commas_is_ignored_by_the_count() -> None:
+    assert parse_range_header("bytes=" + "0-0," * 250_000, SIZE) is None
 
 
-def test_a_long_single_garbage_range_is_malformed() -> None:
-    with pytest.raises(MalformedRangeHeader):
+def test_a_long_single_garbage_range_is_skipped() -> None:
+    with pytest.raises(MalformedRangeHeader, match="range must be requested"):
         parse_range_header("bytes=" + " " * 500_000 + "1" * 500_000 + "x", SIZE)
 
 
@@ -134,11 +140,13 @@ DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
     ("if_range", "matches"),
     [
         ('"abc-1"', True),
-        (' "abc-1" ', True),
         ('"abc-2"', False),
-        ('W/"abc-1"', False),  # weak tags never match If-Range
+        ('W/"abc-1"', False),
         ("Wed, 21 Oct 2015 07:28:00 GMT", True),
-        ("Wednesday, 21-Oct-15 07:28:00 GMT", True),  # RFC 850 form of the same date
+        # Starlette compares strings: the same instant written otherwise does not match
+        # (it used to, by parsing both dates), nor does the tag with blanks around it.
+        ("Wednesday, 21-Oct-15 07:28:00 GMT", False),
+        (' "abc-1" ', False),
         ("Wed, 21 Oct 2015 07:28:01 GMT", False),
         ("not a date", False),
         ("", False),
@@ -163,7 +171,7 @@ def test_multipart_length_matches_the_layout() -> None:
     )
     body = b"".join(header(s, e) + b"x" * (e - s) + b"\r\n" for s, e in ranges)
     body += closing_delimiter(boundary)
-    assert closing_delimiter(boundary) == b"--b0undary--\r\n"
+    assert closing_delimiter(boundary) == b"--b0undary--"  # no CRLF, as Starlette
     assert length == len(body)
 
 
@@ -199,30 +207,33 @@ def test_repeated_if_none_match_headers_are_one_list() -> None:
 # --------------------------------------------------------------------------- properties
 
 
-def _reference_bytes(header: str, size: int) -> set[int] | None:
-    """A slow, obviously-correct model: the byte offsets asked for, or None if malformed."""
-    import re
-
-    unit, _, specs = header.partition("=")
-    if "=" not in header or unit.strip().lower() != "bytes":
+def _reference(header: str, size: int) -> set[int] | str | None:
+    """A slow, obviously-correct model of Starlette's rules: the byte offsets asked for;
+    "416" or "400" for those answers; None when the header is ignored."""
+    unit, equals, specs = header.partition("=")
+    if not equals or unit.strip().lower() != "bytes":
+        return "400"
+    if len(specs.split(",")) > MAX_RANGES:
         return None
-    parts = [p for p in specs.split(",") if p.strip()]
-    if not parts:
-        return None
-    wanted: set[int] = set()
-    for part in parts:
-        match = re.fullmatch(r"[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", part)
-        if match is None or match.groups() == ("", ""):
-            return None
-        first, last = match.groups()
-        if first and last and int(last) < int(first):
-            return None
-        if not first:
-            wanted |= set(range(max(size - int(last), 0), size)) if int(last) else set()
-        else:
-            stop = min(int(last) + 1, size) if last else size
-            wanted |= set(range(int(first), stop))
-    return wanted
+    pairs: list[tuple[int, int]] = []
+    for part in specs.split(","):
+        first, dash, last = (p.strip() for p in part.partition("-"))
+        try:
+            if not dash or not (first or last):
+                continue
+            if not first:
+                pairs.append((max(size - int(last), 0), size - 1))
+            else:
+                pairs.append((int(first), min(int(last), size - 1) if last else size - 1))
+        except ValueError:
+            continue
+    if not pairs:
+        return "400"
+    if any(start >= size for start, _ in pairs):
+        return "416"
+    if any(start > end for start, end in pairs):
+        return "400"
+    return {offset for start, end in pairs for offset in range(start, end + 1)}
 
 
 @given(
@@ -230,16 +241,19 @@ def _reference_bytes(header: str, size: int) -> set[int] | None:
 )
 def test_parser_agrees_with_a_simple_model(case: tuple[int, str]) -> None:
     size, header = case
-    expected = _reference_bytes(header, size)
+    expected = _reference(header, size)
     try:
         ranges = parse_range_header(header, size)
     except MalformedRangeHeader:
-        assert expected is None
+        assert expected == "400"
         return
     except RangeNotSatisfiable:
-        assert expected == set()
+        assert expected == "416"
         return
-    assert expected
+    if ranges is None:
+        assert expected is None
+        return
+    assert isinstance(expected, set)
     covered = {offset for start, end in ranges for offset in range(start, end)}
     assert covered == expected
     for start, end in ranges:

@@ -300,8 +300,11 @@ def test_url_for_falls_back_to_the_app() -> None:
 
 
 def test_url_for_without_router_or_app() -> None:
-    with pytest.raises(RuntimeError, match="router"):
+    with pytest.raises(RuntimeError) as raised:
         HTTPConnection(make_scope()).url_for("x")
+    assert str(raised.value) == (
+        "The `url_for` method can only be used inside a Stellate application or with a router."
+    )
 
 
 # --- Request -----------------------------------------------------------------------------
@@ -358,14 +361,17 @@ async def test_stream_skips_unknown_message_types() -> None:
 
 @pytest.mark.anyio
 async def test_stream_yields_chunks_and_skips_empty_ones() -> None:
+    # Then one final b"" once the last message arrived, as in Starlette.
     request = Request(make_scope(), receive_from(body_messages(b"a", b"", b"b", b"")))
-    assert [chunk async for chunk in request.stream()] == [b"a", b"b"]
+    assert [chunk async for chunk in request.stream()] == [b"a", b"b", b""]
+    empty = Request(make_scope(), receive_from(body_messages(b"")))
+    assert [chunk async for chunk in empty.stream()] == [b""]
 
 
 @pytest.mark.anyio
 async def test_stream_twice_raises() -> None:
     request = Request(make_scope(), receive_from(body_messages(b"a", b"b")))
-    assert [chunk async for chunk in request.stream()] == [b"a", b"b"]
+    assert [chunk async for chunk in request.stream()] == [b"a", b"b", b""]
     with pytest.raises(RuntimeError, match="Stream consumed"):
         [chunk async for chunk in request.stream()]
     with pytest.raises(RuntimeError, match="Stream consumed"):
@@ -373,28 +379,56 @@ async def test_stream_twice_raises() -> None:
 
 
 @pytest.mark.anyio
-async def test_stream_partially_read_then_again_raises() -> None:
+async def test_several_streams_share_one_pass() -> None:
+    # As Starlette (this test raised "Stream consumed" before): a second stream started
+    # mid-way keeps reading from receive; each chunk goes to whichever stream asks next,
+    # and every open stream ends with b"" once the body is complete.
+    request = Request(make_scope(), receive_from(body_messages(b"a", b"b", b"c")))
+    first = request.stream()
+    assert await first.__anext__() == b"a"
+    second = request.stream()
+    assert await second.__anext__() == b"b"
+    assert await first.__anext__() == b"c"
+    assert await first.__anext__() == b""
+    assert await second.__anext__() == b""
+    for stream in (first, second):
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+    with pytest.raises(RuntimeError, match="Stream consumed"):
+        await request.stream().__anext__()
+
+
+@pytest.mark.anyio
+async def test_stream_after_a_partial_read_continues() -> None:
     request = Request(make_scope(), receive_from(body_messages(b"a", b"b")))
     stream = request.stream()
     assert await stream.__anext__() == b"a"
-    with pytest.raises(RuntimeError, match="Stream consumed"):
-        await request.stream().__anext__()
     await stream.aclose()
+    assert [chunk async for chunk in request.stream()] == [b"b", b""]
+
+
+@pytest.mark.anyio
+async def test_stream_after_a_disconnect_raises_client_disconnect_again() -> None:
+    request = Request(make_scope(), receive_from([{"type": "http.disconnect"}]))
+    with pytest.raises(ClientDisconnect):
+        await request.stream().__anext__()
+    with pytest.raises(ClientDisconnect):  # not "Stream consumed"
+        await request.stream().__anext__()
 
 
 @pytest.mark.anyio
 async def test_body_then_stream_yields_cached_body() -> None:
     request = Request(make_scope(), receive_from(body_messages(b"x", b"y")))
     assert await request.body() == b"xy"
-    assert [chunk async for chunk in request.stream()] == [b"xy"]
-    assert [chunk async for chunk in request.stream()] == [b"xy"]
+    assert [chunk async for chunk in request.stream()] == [b"xy", b""]
+    assert [chunk async for chunk in request.stream()] == [b"xy", b""]
 
 
 @pytest.mark.anyio
-async def test_empty_body_then_stream_yields_nothing() -> None:
+async def test_empty_body_then_stream_yields_the_cached_empty_body() -> None:
     request = Request(make_scope(), receive_from(body_messages(b"")))
     assert await request.body() == b""
-    assert [chunk async for chunk in request.stream()] == []
+    assert [chunk async for chunk in request.stream()] == [b"", b""]
 
 
 @pytest.mark.anyio
@@ -461,7 +495,7 @@ async def test_json() -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"{", b"{'a': 1}", b"\xff\xfe\xfa", b"[" * 100_000, b"nul", b"1 2"],
+    [b"", b"{", b"{'a': 1}", b"\xff\xfe\xfa", b"[" * 100_000, b"nul", b"1 2", b"9" * 5000],
 )
 async def test_invalid_json_raises_a_value_error(raw: bytes) -> None:
     request = Request(make_scope(), receive_from(body_messages(raw)))
@@ -539,7 +573,7 @@ async def test_early_hints() -> None:
             "links": [b"</a.css>; rel=preload", b"</b.js>; rel=preload"],
         }
     ]
-    with pytest.raises(ValueError, match="CR, LF or NUL"):
+    with pytest.raises(ValueError, match="CR, LF and NUL"):
         await request.send_early_hints("</a>\r\nSet-Cookie: x=1")
     assert len(send.messages) == 1
 

@@ -6,16 +6,18 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from http.cookies import CookieError
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 
+import stellate._sending
 from stellate import _cookies
 from stellate.background import BackgroundTask
 from stellate.datastructures import URL, Headers
-from stellate.requests import HTTPConnection, cookie_parser
+from stellate.requests import ClientDisconnect, HTTPConnection, cookie_parser
 from stellate.responses import (
     HTMLResponse,
     JSONResponse,
@@ -112,9 +114,33 @@ def test_custom_charset() -> None:
 
 def test_bytes_memoryview_bytearray_content() -> None:
     assert Response(b"raw").body == b"raw"
-    view = memoryview(b"view")
-    assert Response(view).body is view
+    assert bytes(Response(memoryview(b"view")).body) == b"view"
     assert Response(bytearray(b"ba")).body == b"ba"
+
+
+def test_typed_memoryview_counts_bytes() -> None:
+    # As Starlette: a view of 4-byte items is sent as its 8 bytes, and Content-Length says
+    # 8 (it used to say 2, the number of items).
+    view = memoryview(b"01234567").cast("I")
+    response = Response(view)
+    assert dict(response.raw_headers)[b"content-length"] == b"8"
+    assert response.body == b"01234567"
+    assert type(response.body) is bytes  # what ASGI says a body is
+
+
+def test_multidimensional_memoryview_counts_bytes() -> None:
+    view = memoryview(b"abcdef").cast("B", shape=[2, 3])
+    response = Response(view)
+    assert dict(response.raw_headers)[b"content-length"] == b"6"
+    assert bytes(response.body) == b"abcdef"
+
+
+def test_non_contiguous_memoryview_becomes_bytes() -> None:
+    view = memoryview(b"a-b-c-")[::2]
+    response = Response(view)
+    assert response.body == b"abc"
+    assert type(response.body) is bytes
+    assert dict(response.raw_headers)[b"content-length"] == b"3"
 
 
 def test_unsupported_content_type() -> None:
@@ -288,9 +314,30 @@ def test_set_cookie_every_attribute() -> None:
         samesite="none",
         partitioned=True,
     )
+    # http.cookies' text, as Starlette sends it: attributes in alphabetical order of
+    # their key (this test used to pin stellate's own order).
     assert set_cookie_values(response) == [
-        "k=v; Path=/app; Domain=example.com; Max-Age=600; "
-        "expires=Wed, 21 Oct 2037 07:28:00 GMT; Secure; HttpOnly; SameSite=none; Partitioned"
+        "k=v; Domain=example.com; expires=Wed, 21 Oct 2037 07:28:00 GMT; HttpOnly; "
+        "Max-Age=600; Partitioned; Path=/app; SameSite=none; Secure"
+    ]
+
+
+def test_set_cookie_text_as_starlette_documents() -> None:
+    response = Response()
+    response.set_cookie(
+        "mycookie",
+        "myvalue",
+        max_age=10,
+        expires="Thu, 22 Jan 2037 12:00:10 GMT",
+        path="/",
+        domain="localhost",
+        secure=True,
+        httponly=True,
+        samesite="none",
+    )
+    assert set_cookie_values(response) == [
+        "mycookie=myvalue; Domain=localhost; expires=Thu, 22 Jan 2037 12:00:10 GMT; "
+        "HttpOnly; Max-Age=10; Path=/; SameSite=none; Secure"
     ]
 
 
@@ -301,15 +348,18 @@ def test_set_cookie_without_path_or_samesite() -> None:
 
 
 @pytest.mark.parametrize("samesite", ["Strict", "LAX", "none"])
-def test_samesite_is_case_insensitive(samesite: Any) -> None:
+def test_samesite_is_case_insensitive_and_keeps_its_spelling(samesite: Any) -> None:
+    # As Starlette (it used to be lower-cased).
     response = Response()
     response.set_cookie("k", samesite=samesite)
-    assert set_cookie_values(response)[0].endswith("SameSite=" + samesite.lower())
+    assert set_cookie_values(response)[0].endswith("SameSite=" + samesite)
 
 
 def test_samesite_invalid() -> None:
-    with pytest.raises(ValueError, match="samesite"):
+    # Starlette's exception and text (it used to be a ValueError).
+    with pytest.raises(AssertionError) as caught:
         Response().set_cookie("k", samesite="sometimes")  # type: ignore[arg-type]
+    assert str(caught.value) == "samesite must be either 'strict', 'lax' or 'none'"
 
 
 def test_expires_int_is_seconds_from_now(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -348,8 +398,10 @@ def test_expires_string_with_semicolon_refused() -> None:
 
 @pytest.mark.parametrize("name", ["", "a b", "a;b", "a,b", "a=b", "a\r\nb", "é", 'a"b'])
 def test_invalid_cookie_names(name: str) -> None:
-    with pytest.raises(ValueError, match="Cookie name"):
+    # http.cookies' error, as in Starlette (it used to be a ValueError).
+    with pytest.raises(CookieError) as caught:
         Response().set_cookie(name, "v")
+    assert str(caught.value) == f"Illegal key {name!r}"
 
 
 @pytest.mark.parametrize(
@@ -365,12 +417,15 @@ def test_attribute_injection_refused(attribute: str, value: str) -> None:
 @pytest.mark.parametrize(
     ("value", "wire"),
     [
-        ("", "k="),
-        ("plain/value=ok!", "k=plain/value=ok!"),
-        ("a b", 'k="a\\040b"'),
+        # http.cookies' quoting, as Starlette (a space used to be escaped as \040, the
+        # empty value and "/" or "=" were left unquoted).
+        ("", 'k=""'),
+        ("plain-value_ok!", "k=plain-value_ok!"),
+        ("plain/value=ok!", 'k="plain/value=ok!"'),
+        ("a b", 'k="a b"'),
         ("a;b,c", 'k="a\\073b\\054c"'),
         ('q"s\\', 'k="q\\"s\\\\"'),
-        ("line\r\nX-Evil: 1", 'k="line\\015\\012X-Evil:\\0401"'),
+        ("line\r\nX-Evil: 1", 'k="line\\015\\012X-Evil: 1"'),
         ("café", 'k="caf\\351"'),
     ],
 )
@@ -390,7 +445,10 @@ def test_cookie_value_outside_latin1_refused() -> None:
         Response().set_cookie("k", "snow\u2603")
 
 
-def test_delete_cookie() -> None:
+def test_delete_cookie(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As Starlette: an empty quoted value and "expires" now (it used to be "k=" and the
+    # epoch, in stellate's attribute order).
+    monkeypatch.setattr(_cookies, "_now", lambda: 1_000_000_000.0)
     response = Response()
     response.delete_cookie(
         "k",
@@ -402,8 +460,17 @@ def test_delete_cookie() -> None:
         partitioned=True,
     )
     assert set_cookie_values(response) == [
-        "k=; Path=/p; Domain=d.example; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
-        "Secure; HttpOnly; SameSite=strict; Partitioned"
+        'k=""; Domain=d.example; expires=Sun, 09 Sep 2001 01:46:40 GMT; HttpOnly; '
+        "Max-Age=0; Partitioned; Path=/p; SameSite=strict; Secure"
+    ]
+
+
+def test_delete_cookie_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_cookies, "_now", lambda: 1_000_000_000.0)
+    response = Response()
+    response.delete_cookie("a")
+    assert set_cookie_values(response) == [
+        'a=""; expires=Sun, 09 Sep 2001 01:46:40 GMT; Max-Age=0; Path=/; SameSite=lax'
     ]
 
 
@@ -412,7 +479,7 @@ def test_several_cookies_are_separate_headers() -> None:
     response.set_cookie("a", "1")
     response.set_cookie("b", "2")
     response.delete_cookie("c")
-    assert [v.split(";")[0] for v in set_cookie_values(response)] == ["a=1", "b=2", "c="]
+    assert [v.split(";")[0] for v in set_cookie_values(response)] == ["a=1", "b=2", 'c=""']
 
 
 # --- sending -----------------------------------------------------------------------------
@@ -646,12 +713,16 @@ async def test_sync_generator_is_closed_on_disconnect() -> None:
 
 @pytest.mark.anyio
 async def test_listener_ignores_body_messages_until_disconnect() -> None:
+    first_chunk_sent = anyio.Event()
     messages: list[Message] = [
         {"type": "http.request", "body": b"unread", "more_body": False},
+        {},  # not a disconnect either (and no "type": no KeyError)
         {"type": "http.disconnect"},
     ]
 
     async def receive() -> Message:
+        if len(messages) == 1:
+            await first_chunk_sent.wait()
         if messages:
             return messages.pop(0)
         await anyio.sleep_forever()
@@ -661,6 +732,7 @@ async def test_listener_ignores_body_messages_until_disconnect() -> None:
 
     async def slow() -> AsyncIterator[bytes]:
         yield b"a"
+        first_chunk_sent.set()
         await stream_done.wait()  # only the disconnect can end this
         yield b"b"  # pragma: no cover
 
@@ -704,9 +776,33 @@ async def test_sync_iterator_exception_propagates_as_itself() -> None:
         await run(StreamingResponse(failing()))
 
 
+def oserror_on_body(calls: list[Message]) -> Any:
+    async def send(message: Message) -> None:
+        calls.append(message)
+        if message["type"] == "http.response.body":
+            raise OSError("client gone")
+
+    return send
+
+
+async def receive_must_not_be_called() -> Message:
+    raise AssertionError("receive() called on an ASGI 2.4 scope")
+
+
 @pytest.mark.anyio
-async def test_send_oserror_is_treated_as_disconnect() -> None:
+@pytest.mark.parametrize(
+    ("spec_version", "raised"),
+    [(None, OSError), ("2.3", OSError), ("2.4", ClientDisconnect), ("2.5", ClientDisconnect)],
+)
+async def test_send_oserror_propagates_or_becomes_client_disconnect(
+    spec_version: str | None, raised: type[Exception]
+) -> None:
+    # As Starlette: below 2.4 (no version means 2.0) the OSError itself escapes; from 2.4
+    # on it becomes ClientDisconnect and nothing listens. Either way the iterator is
+    # closed and the background task does not run. (This test used to pin stellate's old
+    # answer: the OSError swallowed as a quiet disconnect.)
     finalized: list[bool] = []
+    ran: list[bool] = []
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -715,17 +811,138 @@ async def test_send_oserror_is_treated_as_disconnect() -> None:
         finally:
             finalized.append(True)
 
+    async def task() -> None:
+        ran.append(True)  # pragma: no cover
+
     calls: list[Message] = []
-
-    async def send(message: Message) -> None:
-        calls.append(message)
-        if message["type"] == "http.response.body":
-            raise OSError("client gone")
-
-    with anyio.fail_after(5):
-        await StreamingResponse(body())(http_scope(), never_receive, send)
+    scope = http_scope()
+    receive: Any = never_receive
+    if spec_version is not None:
+        scope["asgi"] = {"version": "3.0", "spec_version": spec_version}
+    if raised is ClientDisconnect:
+        receive = receive_must_not_be_called
+    response = StreamingResponse(body(), background=BackgroundTask(task))
+    with anyio.fail_after(5), pytest.raises(raised) as caught:
+        await response(scope, receive, oserror_on_body(calls))
+    if raised is ClientDisconnect:
+        assert isinstance(caught.value.__cause__, OSError)
     assert len(calls) == 2
     assert finalized == [True]
+    assert ran == []
+
+
+@pytest.mark.anyio
+async def test_asgi_2_4_stream_never_calls_receive() -> None:
+    scope = http_scope(asgi={"version": "3.0", "spec_version": "2.4"})
+    send = Recorder()
+    with anyio.fail_after(5):
+        await StreamingResponse(iter([b"a", b"b"]))(scope, receive_must_not_be_called, send)
+    assert send.body == b"ab"
+    assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.mark.anyio
+async def test_asgi_2_3_stream_still_listens() -> None:
+    scope = http_scope(asgi={"version": "3.0", "spec_version": "2.3"})
+    calls: list[bool] = []
+
+    async def receive() -> Message:
+        calls.append(True)
+        return {"type": "http.disconnect"}
+
+    async def idle() -> AsyncIterator[bytes]:
+        await anyio.sleep_forever()
+        yield b""  # pragma: no cover
+
+    with anyio.fail_after(5):
+        await StreamingResponse(idle())(scope, receive, Recorder())
+    assert calls == [True]
+
+
+@pytest.mark.anyio
+async def test_websocket_denial_stream_never_listens() -> None:
+    scope: Scope = {"type": "websocket", "path": "/", "headers": [], "query_string": b""}
+    send = Recorder()
+
+    async def receive() -> Message:
+        raise AssertionError("receive() called for a denial response")
+
+    with anyio.fail_after(5):
+        await StreamingResponse(iter([b"no"]), status_code=403)(scope, receive, send)
+    assert [m["type"] for m in send.messages] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+        "websocket.http.response.body",
+    ]
+    assert send.body == b"no"
+
+
+@pytest.mark.anyio
+async def test_stream_response_override_is_used() -> None:
+    class Shouting(StreamingResponse):
+        async def stream_response(self, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 299, "headers": []})
+            await send({"type": "http.response.body", "body": b"OVERRIDDEN"})
+
+    send = await run(Shouting(iter([b"quiet"])))
+    assert send.start["status"] == 299
+    assert send.body == b"OVERRIDDEN"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("waiting_in", ["generator", "send"])
+async def test_async_cleanup_after_disconnect_runs_to_completion(waiting_in: str) -> None:
+    # The client leaves while the generator waits for its next chunk (or while a chunk is
+    # being sent): its finally still gets to await its cleanup, shielded.
+    left = anyio.Event()
+    cleanup: list[str] = []
+
+    async def receive() -> Message:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message.get("more_body"):
+            left.set()
+            if waiting_in == "send":
+                await anyio.sleep_forever()
+
+    async def subscription() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await anyio.sleep_forever()  # idle: only the disconnect ends this
+            yield b"never"  # pragma: no cover
+        finally:
+            cleanup.append("started")
+            await anyio.sleep(0.01)
+            await anyio.lowlevel.checkpoint()
+            cleanup.append("finished")
+
+    with anyio.fail_after(5):
+        await StreamingResponse(subscription())(http_scope(), receive, send)
+    assert cleanup == ["started", "finished"]
+
+
+@pytest.mark.anyio
+async def test_cleanup_after_disconnect_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stellate._sending, "CLEANUP_GRACE", 0.05)
+    cleanup: list[str] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def stubborn() -> AsyncIterator[bytes]:
+        try:
+            await anyio.sleep_forever()
+            yield b""  # pragma: no cover
+        finally:
+            cleanup.append("started")
+            await anyio.sleep_forever()  # a cleanup that would never end
+            cleanup.append("finished")  # pragma: no cover
+
+    with anyio.fail_after(5):
+        await StreamingResponse(stubborn())(http_scope(), receive, Recorder())
+    assert cleanup in ([], ["started"])
 
 
 @pytest.mark.anyio
@@ -775,14 +992,21 @@ async def test_async_iterable_without_aclose() -> None:
 
 
 @pytest.mark.anyio
-async def test_listen_for_disconnect_accepts_websocket_disconnect() -> None:
-    messages: list[Message] = [{"type": "websocket.disconnect", "code": 1000}]
+async def test_listen_for_disconnect_returns_only_on_http_disconnect() -> None:
+    # As Starlette: only http.disconnect ends the listener (this test used to pin
+    # stellate's old answer, which also stopped on websocket.disconnect).
+    messages: list[Message] = [
+        {"type": "websocket.disconnect", "code": 1000},
+        {"type": "http.request", "body": b""},
+        {"type": "http.disconnect"},
+    ]
 
     async def receive() -> Message:
         return messages.pop(0)
 
     with anyio.fail_after(5):
         await StreamingResponse([]).listen_for_disconnect(receive)
+    assert messages == []
 
 
 # --- through TestClient ------------------------------------------------------------------
@@ -822,7 +1046,7 @@ def test_streaming_through_test_client(test_client_factory: Any) -> None:
 
 
 def test_content_types_are_remembered_boundedly_and_errors_never() -> None:
-    from stellate import responses
+    from stellate import _response as responses
 
     for n in range(200):  # media types that might come from requests
         media_type = f"text/x-{n}"
@@ -834,3 +1058,19 @@ def test_content_types_are_remembered_boundedly_and_errors_never() -> None:
             Response(b"", media_type="text/plain\r\nx-injected: 1")
     plain = PlainTextResponse("x", headers={"content-type": "text/csv"})
     assert [v for k, v in plain.raw_headers if k == b"content-type"] == [b"text/csv"]
+
+
+def test_typed_memoryview_body_through_test_client(test_client_factory: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await Response(memoryview(b"01234567").cast("I"))(scope, receive, send)
+
+    response = test_client_factory(app).get("/")
+    assert response.headers["content-length"] == "8"
+    assert response.content == b"01234567"
+
+
+def test_response_classes_say_they_are_from_stellate_responses() -> None:
+    from stellate.responses import FileResponse
+
+    for cls in (Response, PlainTextResponse, FileResponse, StreamingResponse):
+        assert cls.__module__ == "stellate.responses"

@@ -152,6 +152,8 @@ def test_get_schema_merges_documented_operations() -> None:
                 "post": {"responses": {200: {"description": "A list of users."}}},
             },
             "/users/{id}": {"get": {"parameters": [{"name": "id", "in": "path"}]}},
+            # Prose that loads as a mapping is an operation, as in Starlette.
+            "/undocumented": {"get": {"Just prose": "with a colon, and no separator."}},
             "/orgs": {
                 "get": {"summary": "list organisations"},
                 "post": {"summary": "create an organisation"},
@@ -177,9 +179,15 @@ def test_base_schema_is_not_mutated_and_existing_paths_are_kept() -> None:
     assert base == {"openapi": "3.0.0", "paths": {"/manual": {"get": {"summary": "m"}}}}
 
 
-def test_route_methods_limit_endpoint_class_methods() -> None:
+def test_route_methods_do_not_limit_endpoint_class_methods() -> None:
+    # As Starlette (this test checked the opposite before): a class documents every
+    # handler it defines.
     endpoints = generator.get_endpoints([Route("/orgs", Organisations, methods=["POST"])])
-    assert [(e.path, e.http_method) for e in endpoints] == [("/orgs", "post")]
+    assert [(e.path, e.http_method) for e in endpoints] == [
+        ("/orgs", "get"),
+        ("/orgs", "post"),
+        ("/orgs", "delete"),
+    ]
 
 
 def test_partial_endpoints_are_documented() -> None:
@@ -200,13 +208,50 @@ def test_unusual_methods_sort_after_known_ones() -> None:
     assert [e.http_method for e in endpoints] == ["get", "purge"]
 
 
+def yaml_only(request: Request) -> Response:
+    """
+    summary: documented without a separator
+    responses:
+      200:
+        description: ok
+    """
+    raise NotImplementedError  # pragma: no cover
+
+
+def two_separators(request: Request) -> Response:
+    """Prose.
+    ---
+    summary: not this one
+    ---
+    summary: the last one
+    """
+    raise NotImplementedError  # pragma: no cover
+
+
 def test_parse_docstring_cases() -> None:
-    assert generator.parse_docstring(undocumented) == {}
+    assert generator.parse_docstring(undocumented) == {
+        "Just prose": "with a colon, and no separator."
+    }
     assert generator.parse_docstring(no_docstring) == {}
     assert generator.parse_docstring(empty_yaml) == {}
+    assert generator.parse_docstring(Organisations.delete) == {}  # a string: not an operation
 
 
-def test_invalid_yaml_names_the_endpoint() -> None:
+def test_docstring_without_separator_is_yaml() -> None:
+    # Starlette's usual style: the whole docstring is the operation.
+    assert generator.parse_docstring(yaml_only) == {
+        "summary": "documented without a separator",
+        "responses": {200: {"description": "ok"}},
+    }
+    schema = generator.get_schema([Route("/y", yaml_only)])
+    assert schema["paths"]["/y"]["get"]["summary"] == "documented without a separator"
+
+
+def test_text_after_the_last_separator_is_the_operation() -> None:
+    assert generator.parse_docstring(two_separators) == {"summary": "the last one"}
+
+
+def test_invalid_yaml_raises_pyyamls_error() -> None:
     def broken(request: Request) -> Response:
         """
         ---
@@ -214,11 +259,11 @@ def test_invalid_yaml_names_the_endpoint() -> None:
         """
         raise NotImplementedError  # pragma: no cover
 
-    with pytest.raises(ValueError, match=r"Invalid OpenAPI YAML in the docstring of .*broken"):
+    with pytest.raises(yaml.YAMLError):
         generator.get_schema([Route("/broken", broken)])
 
 
-def test_non_mapping_yaml_names_the_endpoint() -> None:
+def test_non_mapping_yaml_documents_nothing() -> None:
     class Things(HTTPEndpoint):
         def get(self, request: Request) -> Response:
             """
@@ -227,8 +272,53 @@ def test_non_mapping_yaml_names_the_endpoint() -> None:
             """
             raise NotImplementedError  # pragma: no cover
 
-    with pytest.raises(ValueError, match=r"Things\.get must be a mapping, not list"):
-        generator.get_schema([Route("/things", Things)])
+    assert generator.get_schema([Route("/things", Things)])["paths"] == {}
+
+
+class Searchable(HTTPEndpoint):
+    def get(self, request: Request) -> Response:
+        """summary: read"""
+        raise NotImplementedError  # pragma: no cover
+
+    def query(self, request: Request) -> Response:
+        """summary: search"""
+        raise NotImplementedError  # pragma: no cover
+
+    def trace(self, request: Request) -> Response:
+        """summary: never documented"""
+        raise NotImplementedError  # pragma: no cover
+
+
+def search(request: Request) -> Response:
+    """summary: search function"""
+    raise NotImplementedError  # pragma: no cover
+
+
+@pytest.mark.parametrize(
+    ("version", "with_query"),
+    [
+        ("3.2.0", True),
+        ("3.2", True),
+        ("3.10.1", True),
+        ("4.0.0", True),
+        ("3.1.0", False),
+        ("3.0.3", False),
+        ("2.0", False),
+        ("three", False),
+        (None, False),
+    ],
+)
+def test_query_operations_need_openapi_3_2(version: str | None, with_query: bool) -> None:
+    base: dict[str, Any] = {} if version is None else {"openapi": version}
+    schema = SchemaGenerator(base).get_schema(
+        [Route("/s", Searchable), Route("/f", search, methods=["GET", "QUERY"])]
+    )
+    expected_class = {"get": {"summary": "read"}}
+    expected_function = {"get": {"summary": "search function"}}
+    if with_query:
+        expected_class["query"] = {"summary": "search"}
+        expected_function["query"] = {"summary": "search function"}
+    assert schema["paths"] == {"/s": expected_class, "/f": expected_function}
 
 
 def test_base_generator_get_schema_is_abstract() -> None:
@@ -238,12 +328,16 @@ def test_base_generator_get_schema_is_abstract() -> None:
         BaseSchemaGenerator().get_schema([])
 
 
-def test_openapi_response_renders_yaml_in_order() -> None:
-    response = OpenAPIResponse({"openapi": "3.0.0", "info": {"title": "caf\xe9"}, "a": [1]})
+def test_openapi_response_renders_yaml_as_starlette() -> None:
+    # Keys sorted at every level, non-ASCII escaped (it kept insertion order and raw
+    # UTF-8 before).
+    content = {"openapi": "3.0.0", "info": {"title": "caf\xe9", "a": 1}, "paths": {}}
+    response = OpenAPIResponse(content)
     assert response.media_type == "application/vnd.oai.openapi"
-    assert response.body == "openapi: 3.0.0\ninfo:\n  title: caf\xe9\na:\n- 1\n".encode()
-    with pytest.raises(TypeError, match="must be a dict, not list"):
+    assert response.body == (b'info:\n  a: 1\n  title: "caf\\xE9"\nopenapi: 3.0.0\npaths: {}\n')
+    with pytest.raises(AssertionError) as raised:
         OpenAPIResponse([1, 2])
+    assert str(raised.value) == "The schema passed to OpenAPIResponse should be a dictionary."
 
 
 def test_schema_endpoint(test_client_factory: TestClientFactory) -> None:

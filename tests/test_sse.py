@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from stellate.applications import Stellate
 from stellate.background import BackgroundTask
 from stellate.middleware import Middleware
 from stellate.middleware.gzip import GZipMiddleware
-from stellate.requests import Request
+from stellate.requests import ClientDisconnect, Request
 from stellate.responses import Response
 from stellate.routing import Route
 from stellate.sse import EventSourceResponse, ServerSentEvent
@@ -337,42 +338,71 @@ async def test_pings_are_sent_while_the_iterator_is_idle() -> None:
     wire.close()
 
 
+def scope_2_4() -> dict[str, Any]:
+    return {**scope(), "asgi": {"version": "3.0", "spec_version": "2.4"}}
+
+
+async def receive_must_not_be_called() -> Message:
+    raise AssertionError("receive() called on an ASGI 2.4 scope")
+
+
 @pytest.mark.anyio
-async def test_pings_stop_when_the_client_is_gone() -> None:
+async def test_a_failing_ping_ends_an_idle_stream_on_asgi_2_4() -> None:
+    # On 2.4 nothing listens: the server's OSError from send (here, on a ping) is how a
+    # silent leave is seen. The idle iterator is stopped, its async cleanup runs to the
+    # end, and the response raises ClientDisconnect as Starlette's streaming does. (This
+    # test used to pin stellate's old answer: pings stopped, the stream kept waiting.)
     calls: list[bytes] = []
+    cleanup: list[str] = []
+    ran: list[bool] = []
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.body" and message["body"] == b": ping\n\n":
             calls.append(message["body"])
-            raise OSError("client gone")  # ASGI 2.4 servers raise OSError
-
-    async def receive() -> Message:
-        await anyio.sleep_forever()
-        raise AssertionError  # pragma: no cover
-
-    gone = anyio.Event()
+            raise OSError("client gone")
 
     async def events() -> AsyncIterator[str]:
         try:
             await anyio.sleep_forever()
             yield "never"  # pragma: no cover
         finally:
-            gone.set()
+            cleanup.append("started")
+            await anyio.sleep(0.001)
+            cleanup.append("finished")
 
-    response = EventSourceResponse(events(), ping=0.001)
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as group:
-            group.start_soon(response, scope(), receive, send)
-            while not calls:
-                await anyio.sleep(0.001)
-            # The event stream is still waiting for its iterator; cancel to finish up.
-            group.cancel_scope.cancel()
+    async def task() -> None:
+        ran.append(True)  # pragma: no cover
+
+    response = EventSourceResponse(events(), ping=0.001, background=BackgroundTask(task))
+    with anyio.fail_after(5), pytest.raises(ClientDisconnect):
+        await response(scope_2_4(), receive_must_not_be_called, send)
     assert calls == [b": ping\n\n"]
-    assert gone.is_set()
+    assert cleanup == ["started", "finished"]
+    assert ran == []
 
 
 @pytest.mark.anyio
-async def test_an_oserror_on_an_event_ends_the_stream_quietly() -> None:
+async def test_a_failing_ping_raises_the_oserror_below_asgi_2_4() -> None:
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and message["body"] == b": ping\n\n":
+            raise OSError("client gone")
+
+    async def receive() -> Message:
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async def events() -> AsyncIterator[str]:
+        await anyio.sleep_forever()
+        yield "never"  # pragma: no cover
+
+    with anyio.fail_after(5), pytest.raises(OSError, match="client gone"):
+        await EventSourceResponse(events(), ping=0.001)(scope(), receive, send)
+
+
+@pytest.mark.anyio
+async def test_an_oserror_on_an_event_is_client_disconnect_on_asgi_2_4() -> None:
+    # (This test used to pin the old answer: the OSError swallowed, the stream ended
+    # quietly and the background task ran.)
     closed = anyio.Event()
 
     async def events() -> AsyncIterator[str]:
@@ -386,13 +416,54 @@ async def test_an_oserror_on_an_event_ends_the_stream_quietly() -> None:
         if message["type"] == "http.response.body":
             raise OSError("gone")
 
-    async def receive() -> Message:
-        await anyio.sleep_forever()
-        raise AssertionError  # pragma: no cover
+    with anyio.fail_after(5), pytest.raises(ClientDisconnect):
+        await EventSourceResponse(events(), ping=None)(
+            scope_2_4(), receive_must_not_be_called, send
+        )
+    assert closed.is_set()
+
+
+@pytest.mark.anyio
+async def test_asgi_2_4_stream_never_calls_receive() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
 
     with anyio.fail_after(5):
-        await EventSourceResponse(events(), ping=None)(scope(), receive, send)
-    assert closed.is_set()
+        await EventSourceResponse(iter(["a"]), ping=None)(
+            scope_2_4(), receive_must_not_be_called, send
+        )
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert [m["body"] for m in sent[1:]] == [b"data: a\n\n", b""]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("ping", [None, 0.001])
+async def test_async_cleanup_after_a_disconnect_runs_to_completion(ping: float | None) -> None:
+    cleanup: list[str] = []
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "first"
+            await anyio.sleep_forever()
+            yield "never"  # pragma: no cover
+        finally:
+            cleanup.append("started")
+            await anyio.sleep(0.001)
+            await anyio.lowlevel.checkpoint()
+            cleanup.append("finished")
+
+    wire = Wire()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                EventSourceResponse(events(), ping=ping), scope(), wire.receive, wire.send
+            )
+            await wire.wait_for(b"data: first\n\n")
+            wire.disconnect()
+    assert cleanup == ["started", "finished"]
+    wire.close()
 
 
 def test_async_iterables_without_aclose_work(test_client_factory: Client) -> None:
@@ -422,7 +493,8 @@ async def test_nothing_is_sent_once_the_stream_has_ended() -> None:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    channel = _Channel(send)
-    assert await channel.send(b"last", more_body=False) is True
-    assert await channel.send(b": ping\n\n") is False
-    assert sent == [{"type": "http.response.body", "body": b"last", "more_body": False}]
+    channel = _Channel()
+    last: Message = {"type": "http.response.body", "body": b"last", "more_body": False}
+    await channel.send(send, last)
+    await channel.send(send, {"type": "http.response.body", "body": b": ping", "more_body": True})
+    assert sent == [last]

@@ -5,6 +5,7 @@ Hostile paths are in test_staticfiles_traversal.py.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -55,17 +56,63 @@ def test_serves_files(test_client_factory: ClientFactory, public: Path) -> None:
     assert (ranged.status_code, ranged.text) == (206, "body")
 
 
-def test_standalone_app_answers_errors_itself(
+def test_standalone_app_raises_http_exceptions(
     test_client_factory: ClientFactory, public: Path
 ) -> None:
+    # As Starlette: StaticFiles never renders its errors; used on its own, the exception
+    # reaches the caller. (This test used to pin stellate's own plain-text answers.)
     client = test_client_factory(StaticFiles(directory=public))
     assert client.get("/style.css").text == "body {}"
-    missing = client.get("/nope.css")
-    assert (missing.status_code, missing.text) == (404, "Not Found")
-    post = client.post("/style.css")
-    assert post.status_code == 405
-    assert post.headers["allow"] == "GET, HEAD"
-    assert post.text == "Method Not Allowed"
+    with pytest.raises(HTTPException) as missing:
+        client.get("/nope.css")
+    assert missing.value.status_code == 404
+    with pytest.raises(HTTPException) as post:
+        client.post("/style.css")
+    assert post.value.status_code == 405
+    assert post.value.headers == {"Allow": "GET, HEAD"}
+
+
+def test_under_a_bare_router_the_exception_propagates(
+    test_client_factory: ClientFactory, public: Path
+) -> None:
+    from stellate.routing import Router
+
+    router = Router(routes=[Mount("/static", app=StaticFiles(directory=public))])
+    with pytest.raises(HTTPException) as missing:
+        test_client_factory(router).get("/static/nope.css")
+    assert missing.value.status_code == 404
+
+
+class Failing(StaticFiles):
+    def __init__(self, error: OSError, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def lookup_path(self, path: str) -> tuple[str, Any]:
+        raise self.error
+
+
+def test_a_permission_error_is_401(test_client_factory: ClientFactory, public: Path) -> None:
+    # As Starlette (it used to be a 404).
+    app = mounted(Failing(PermissionError(13, "Permission denied"), directory=public))
+    response = test_client_factory(app).get("/static/style.css")
+    assert (response.status_code, response.text) == (401, "Unauthorized")
+
+
+def test_other_lookup_errors_propagate(test_client_factory: ClientFactory, public: Path) -> None:
+    # As Starlette: an unexpected OSError is the server's problem (it used to be a 404);
+    # a name too long stays a 404.
+    error = OSError(5, "Input/output error")
+    client = test_client_factory(Failing(error, directory=public))
+    with pytest.raises(OSError, match="Input/output error"):
+        client.get("/style.css")
+    too_long = mounted(Failing(OSError(errno.ENAMETOOLONG, "too long"), directory=public))
+    assert test_client_factory(too_long).get("/static/x").status_code == 404
+
+
+def test_a_name_too_long_is_404(test_client_factory: ClientFactory, public: Path) -> None:
+    client = test_client_factory(mounted(StaticFiles(directory=public)))
+    assert client.get("/static/" + "x" * 5000).status_code == 404
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
@@ -223,18 +270,26 @@ def test_packages(
 def test_package_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_package(tmp_path, "stellate_test_bare_pkg", "other")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(RuntimeError, match=r"'stellate_test_nowhere_pkg' .* not installed"):
+    # Starlette's exception type and texts (these used to be RuntimeErrors of stellate's).
+    with pytest.raises(AssertionError) as missing:
         StaticFiles(packages=["stellate_test_nowhere_pkg"])
-    with pytest.raises(RuntimeError, match="'statics' in package 'stellate_test_bare_pkg'"):
+    assert str(missing.value) == "Package 'stellate_test_nowhere_pkg' could not be found."
+    with pytest.raises(AssertionError) as bare:
         StaticFiles(packages=["stellate_test_bare_pkg"])
+    assert str(bare.value) == (
+        "Directory ''statics'' in package 'stellate_test_bare_pkg' could not be found."
+    )
 
 
 def test_missing_directory_is_reported_at_construction(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="does not exist"):
+    # Starlette's text, the same for a file (stellate used to word both its own way).
+    with pytest.raises(RuntimeError) as missing:
         StaticFiles(directory=tmp_path / "nope")
+    assert str(missing.value) == f"Directory '{tmp_path / 'nope'}' does not exist"
     (tmp_path / "file").write_text("x")
-    with pytest.raises(RuntimeError, match="is not a directory"):
+    with pytest.raises(RuntimeError) as a_file:
         StaticFiles(directory=tmp_path / "file")
+    assert str(a_file.value) == f"Directory '{tmp_path / 'file'}' does not exist"
 
 
 def test_unchecked_directory_is_checked_on_first_request(
@@ -326,5 +381,5 @@ def test_backslash_names_are_refused_on_every_platform(
     # On Windows a backslash separates directories; refusing it everywhere keeps a
     # request meaning the same thing on every system.
     (public / "a\\b.txt").write_text("ambiguous")
-    client = test_client_factory(StaticFiles(directory=public))
-    assert client.get("/a%5cb.txt").status_code == 404
+    client = test_client_factory(mounted(StaticFiles(directory=public)))
+    assert client.get("/static/a%5cb.txt").status_code == 404

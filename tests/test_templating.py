@@ -163,11 +163,22 @@ def test_custom_env_gets_url_for_but_keeps_its_own(
     assert own.get_template("t.html").render() == "custom:x"
 
 
-def test_directory_xor_env() -> None:
-    with pytest.raises(TypeError, match="exactly one of 'directory' or 'env'"):
-        Jinja2Templates()
-    with pytest.raises(TypeError, match="exactly one"):
-        Jinja2Templates("templates", env=jinja2.Environment())
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"directory": "templates", "env": jinja2.Environment()},
+        {"directory": ""},
+        {"directory": []},
+    ],
+    ids=["neither", "both", "empty str", "empty list"],
+)
+def test_directory_xor_env(kwargs: dict[str, Any]) -> None:
+    # Starlette's AssertionError and text; an empty directory counts as not given (this
+    # test used to pin stellate's TypeError, which accepted an empty directory).
+    with pytest.raises(AssertionError) as caught:
+        Jinja2Templates(**kwargs)
+    assert str(caught.value) == "either 'directory' or 'env' arguments must be passed"
 
 
 def test_missing_template_names_it(

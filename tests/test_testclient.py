@@ -111,7 +111,7 @@ def test_http_scope(test_client_factory: ClientFactory) -> None:
     assert data["raw_path"] == "/caf%C3%A9/a%2Fb"
     assert data["query_string"] == "x=1&y=%20"
     assert data["http_version"] == "1.1"
-    assert data["extensions"] == ["http.response.debug"]
+    assert data["extensions"] == ["http.response.debug", "http.response.trailers"]
     assert data["state"] == {}
     headers = dict(data["headers"])
     assert headers["host"] == "testserver"
@@ -188,14 +188,14 @@ def test_content_body(test_client_factory: ClientFactory) -> None:
     assert dict(data["headers"])["content-length"] == "5"
 
 
-def test_chunked_iterator_body_arrives_in_chunks(test_client_factory: ClientFactory) -> None:
+def test_chunked_iterator_body_arrives_in_one_message(test_client_factory: ClientFactory) -> None:
     def chunks() -> Iterator[bytes]:
         yield b"ab"
         yield b""
         yield b"cd"
 
     data = test_client_factory(scope_app).post("/", content=chunks()).json()
-    assert data["messages"] == [["ab", True], ["cd", False]]
+    assert data["messages"] == [["abcd", False]]
     assert dict(data["headers"])["transfer-encoding"] == "chunked"
 
 
@@ -234,11 +234,12 @@ def test_receive_after_body_waits_for_response_then_disconnects(
     assert seen == ["before final body", "http.disconnect", "http.disconnect"]
 
 
-def test_head_response_has_no_body(test_client_factory: ClientFactory) -> None:
+def test_head_response_has_no_body(raw_test_client_factory: ClientFactory) -> None:
+    # Raw client: a body on HEAD breaks the lint's rule; the client must drop it anyway.
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send_response(send, b"body", headers=[(b"content-length", b"4")])
 
-    response = test_client_factory(app).head("/")
+    response = raw_test_client_factory(app).head("/")
     assert response.status_code == 200
     assert response.headers["content-length"] == "4"
     assert response.content == b""
@@ -344,7 +345,7 @@ async def silent_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def test_app_that_sends_nothing(raw_test_client_factory: ClientFactory) -> None:
     # Raw client: the app breaks ASGI on purpose, to test the client's own report of it.
-    with pytest.raises(RuntimeError, match="without sending a response"):
+    with pytest.raises(AssertionError, match=r"^TestClient did not receive any response\.$"):
         raw_test_client_factory(silent_app).get("/")
     response = raw_test_client_factory(silent_app, raise_server_exceptions=False).get("/")
     assert response.status_code == 500
@@ -353,13 +354,16 @@ def test_app_that_sends_nothing(raw_test_client_factory: ClientFactory) -> None:
 @pytest.mark.parametrize(
     ("messages", "error"),
     [
-        ([{"type": "http.response.body", "body": b"x"}], "before 'http.response.start'"),
+        (
+            [{"type": "http.response.body", "body": b"x"}],
+            'Received "http.response.body" without "http.response.start".',
+        ),
         (
             [
                 {"type": "http.response.start", "status": 200},
                 {"type": "http.response.start", "status": 200},
             ],
-            "twice",
+            'Received multiple "http.response.start" messages.',
         ),
         (
             [
@@ -367,9 +371,8 @@ def test_app_that_sends_nothing(raw_test_client_factory: ClientFactory) -> None:
                 {"type": "http.response.body", "body": b""},
                 {"type": "http.response.body", "body": b""},
             ],
-            "after the response ended",
+            'Received "http.response.body" after response completed.',
         ),
-        ([{"type": "websocket.accept"}], "Unexpected ASGI message 'websocket.accept'"),
     ],
 )
 def test_protocol_errors_are_clear(
@@ -380,8 +383,11 @@ def test_protocol_errors_are_clear(
         for message in messages:
             await send(message)
 
-    with pytest.raises(RuntimeError, match=error):
+    # Starlette's AssertionError and message; a RuntimeError too, as stellate raised before.
+    with pytest.raises(AssertionError) as info:
         raw_test_client_factory(app).get("/")
+    assert str(info.value) == error
+    assert isinstance(info.value, RuntimeError)
 
 
 def test_debug_info_is_exposed(test_client_factory: ClientFactory) -> None:
@@ -566,10 +572,9 @@ def test_lifespan_failure_raises_the_app_error(
     assert client.portal is None
 
 
-@pytest.mark.parametrize("phase", ["startup", "shutdown"])
-def test_lifespan_failure_without_error(test_client_factory: ClientFactory, phase: str) -> None:
-    client = test_client_factory(failing_lifespan(phase, reraise=False))
-    with pytest.raises(RuntimeError, match=f"Lifespan {phase} failed: no database"), client:
+def test_lifespan_startup_failure_without_error(test_client_factory: ClientFactory) -> None:
+    client = test_client_factory(failing_lifespan("startup", reraise=False))
+    with pytest.raises(RuntimeError, match="Lifespan startup failed: no database"), client:
         pass
 
 
@@ -598,7 +603,7 @@ def test_lifespan_wrong_answer(raw_test_client_factory: ClientFactory) -> None:
         await send({"type": "lifespan.shutdown.complete"})
 
     with (
-        pytest.raises(RuntimeError, match=r"Expected 'lifespan\.startup\.complete'"),
+        pytest.raises(AssertionError, match=r"Expected 'lifespan\.startup\.complete'"),
         raw_test_client_factory(app),
     ):
         pass
@@ -658,10 +663,10 @@ def test_websocket_text_bytes_and_json(test_client_factory: ClientFactory) -> No
 def test_websocket_frame_type_mismatch(test_client_factory: ClientFactory) -> None:
     with test_client_factory(echo_ws).websocket_connect("/ws") as session:
         session.send_bytes(b"x")
-        with pytest.raises(TypeError, match="Expected a text frame"):
+        with pytest.raises(KeyError, match="'text'"):
             session.receive_text()
         session.send_text("x")
-        with pytest.raises(TypeError, match="Expected a bytes frame"):
+        with pytest.raises(KeyError, match="'bytes'"):
             session.receive_bytes()
 
 
@@ -675,9 +680,9 @@ def test_websocket_json_mode_is_checked(test_client_factory: ClientFactory) -> N
 
 
 def test_websocket_scope(test_client_factory: ClientFactory) -> None:
-    client = test_client_factory(echo_ws, base_url="https://example.org", root_path="/r")
+    client = test_client_factory(echo_ws, root_path="/r")
     with client.websocket_connect(
-        "/w%20s?x=1", subprotocols=["chat", "v2"], headers={"X-Token": "t"}
+        "wss://example.org/w%20s?x=1", subprotocols=["chat", "v2"], headers={"X-Token": "t"}
     ) as session:
         session.send_text("scope")
         data = session.receive_json()
@@ -693,7 +698,6 @@ def test_websocket_scope(test_client_factory: ClientFactory) -> None:
     headers = dict(data["headers"])
     assert headers["sec-websocket-protocol"] == "chat, v2"
     assert headers["sec-websocket-version"] == "13"
-    assert headers["upgrade"] == "websocket"
     assert headers["x-token"] == "t"
     assert headers["host"] == "example.org"
 
@@ -739,11 +743,10 @@ def test_websocket_client_close_code_reaches_app(test_client_factory: ClientFact
 
     with test_client_factory(app).websocket_connect("/ws") as session:
         session.close(code=4002, reason="done")
-        with pytest.raises(RuntimeError, match="closed by the client"):
-            session.send_text("late")
+        session.send_text("late")  # queued, as Starlette's client does
     assert received == [
         {"type": "websocket.disconnect", "code": 4002, "reason": "done"},
-        {"type": "websocket.disconnect", "code": 1000, "reason": ""},
+        {"type": "websocket.receive", "text": "late"},
     ]
 
 
@@ -876,7 +879,7 @@ def test_websocket_app_exception_surfaces_on_exit(test_client_factory: ClientFac
         session.send_text("trigger")
 
 
-def test_websocket_disconnect_raised_by_app_is_not_an_error(
+def test_websocket_disconnect_raised_by_app_is_raised_at_exit(
     test_client_factory: ClientFactory,
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -885,8 +888,12 @@ def test_websocket_disconnect_raised_by_app_is_not_an_error(
         message = await receive()
         raise WebSocketDisconnect(message["code"])
 
-    with test_client_factory(app).websocket_connect("/ws"):
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        test_client_factory(app).websocket_connect("/ws"),
+    ):
         pass
+    assert info.value.code == 1000
 
 
 def test_websocket_exit_cancels_a_stuck_app(test_client_factory: ClientFactory) -> None:

@@ -3,21 +3,24 @@
 * Blocking work goes through :func:`run_sync`, which uses the capacity limiter of the
   application serving the current request (see :data:`current_limiter`), so one setting
   bounds every thread that stellate starts on an application's behalf.
-* Task groups raise exception groups; :func:`collapse_excgroups` turns a group holding
-  exactly one real error back into that error, so user exceptions reach exception
-  handlers as themselves, while several errors are never collapsed into one.
+* Task groups raise exception groups; stellate's own are made by :func:`create_task_group`,
+  which turns its own group holding exactly one real error back into that error, so
+  user exceptions reach exception handlers as themselves, while several errors are never
+  collapsed into one and a group raised by the application is never taken apart.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
+from types import TracebackType
 from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 P = ParamSpec("P")
@@ -70,42 +73,67 @@ async def iterate_in_threads(iterable: Iterable[T]) -> AsyncIterator[T]:
             return
 
 
-def _only_real_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    cancelled = anyio.get_cancelled_exc_class()
-    leaves = list(_leaves(group))
-    real = [exc for exc in leaves if not isinstance(exc, cancelled)]
-    return real[0] if len(real) == 1 else None
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a cancellation, or a group holding nothing but cancellations."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_cancellation(inner) for inner in exc.exceptions)
+    return isinstance(exc, anyio.get_cancelled_exc_class())
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
+def raise_only_error(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the one error ``group`` carries besides cancellations; return if it has more.
 
-
-@contextmanager
-def collapse_excgroups() -> Generator[None, None, None]:
-    """Re-raise a task group's exception group as its single real error, if it has one.
-
-    Cancellation leaves are ignored when counting, so "the handler failed while its
-    watcher was being cancelled" surfaces as the handler's exception. A group with two or
-    more real errors is re-raised untouched.
+    Only ``group``'s direct members are looked at: a member that is itself an exception
+    group (an application's own ``ExceptionGroup``, say) is raised as it is.
     """
+    real = [exc for exc in group.exceptions if not _is_cancellation(exc)]
+    if len(real) != 1:
+        return
+    single = real[0]
+    # Re-raised as it was: ``raise ... from`` would hide its context ("during handling of
+    # the above exception") and a bare raise would add the group as one.
+    context, suppress = single.__context__, single.__suppress_context__
     try:
-        yield
-    except BaseExceptionGroup as group:
-        single = _only_real_error(group)
-        if single is None:
-            raise
-        # Re-raised as it was: ``raise ... from`` would hide its context ("during
-        # handling of the above exception") and a bare raise would add the group as one.
-        context, suppress = single.__context__, single.__suppress_context__
+        raise single
+    finally:
+        single.__context__, single.__suppress_context__ = context, suppress
+
+
+class _OwnTaskGroup:
+    """An anyio task group that takes off the exception group it wraps errors in itself.
+
+    anyio wraps whatever a task group's tasks (or its body) raise in an exception group,
+    even a single error. Code around stellate's own task groups must see that error as
+    itself, so exception handlers keyed by its class still match; so when the group holds
+    exactly one error besides cancellations ("the handler failed while its watcher was
+    being cancelled"), that error is raised instead. Only this one level is taken off:
+    a group that the application raised stays whole, and several errors stay grouped.
+    """
+
+    __slots__ = ("_group",)
+
+    def __init__(self) -> None:
+        self._group = anyio.create_task_group()
+
+    async def __aenter__(self) -> anyio.abc.TaskGroup:
+        return await self._group.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
         try:
-            raise single
-        finally:
-            single.__context__, single.__suppress_context__ = context, suppress
+            return await self._group.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            raise_only_error(group)
+            raise
+
+
+def create_task_group() -> AbstractAsyncContextManager[anyio.abc.TaskGroup]:
+    """A task group for stellate's own use: see :class:`_OwnTaskGroup` (DESIGN.md §3.3)."""
+    return _OwnTaskGroup()
 
 
 def unwrap_callable(obj: Any) -> Any:

@@ -4,13 +4,13 @@ Parsing follows what browsers send rather than what RFC 6265 wishes they sent: t
 is split on ``;``, every piece is trimmed, and nothing in it can make the parser raise.
 A piece without ``=`` is a value with an empty name (as RFC 6265bis §5.4 says user agents
 treat it), empty pieces are skipped, and a value wrapped in double quotes is unquoted with
-the same escapes that :func:`serialize_cookie` produces, so what a response sets is what
-the next request reads back.
+the same escapes that :mod:`http.cookies` produces, so what a response sets is what the
+next request reads back.
 
-Building is strict instead: the server decides what goes on the wire, so a name that is
-not a token, an attribute that could smuggle in another attribute (``;``) or a header line
-(CR/LF), or an unknown ``SameSite`` value is a programming error and raises ``ValueError``.
-Values that are not plain cookie-octets are quoted and escaped rather than refused.
+Building is :mod:`http.cookies`' (``Set-Cookie`` text exactly as Starlette sends it), with
+one stricter rule: an attribute that could smuggle in another attribute (``;``) or a header
+line (CR/LF) is a programming error and raises ``ValueError``. Values that are not plain
+cookie-octets are quoted and escaped by ``http.cookies`` rather than refused.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ import re
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate
+from http.cookies import SimpleCookie
 from typing import Literal
 
-__all__ = ["cookie_parser", "serialize_cookie"]
+__all__ = ["cookie_parser", "serialize_cookie", "set_cookie_header"]
 
 # RFC 9110 token characters: the only characters a cookie name may use.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 6265 cookie-octet: printable ASCII except space, DQUOTE, comma, semicolon, backslash.
-_COOKIE_OCTETS = re.compile(r"[!#-+\--:<-\[\]-~]*")
 # An attribute value (Path, Domain, Expires as text) must not end the attribute early.
 _BAD_ATTRIBUTE = re.compile(r"[\x00-\x1f\x7f;]")
 # One escape inside a quoted value: ``\ooo`` (octal byte) or ``\<char>``.
@@ -71,31 +70,6 @@ def _unescape_one(match: re.Match[str]) -> str:
     return chr(int(octal, 8)) if octal is not None else char
 
 
-def _quote(value: str) -> str:
-    """Leave plain cookie-octets alone; otherwise quote and escape every other character.
-
-    Escapes are ``\\"``, ``\\\\`` and ``\\ooo`` (octal), which is what Python's
-    ``http.cookies`` reads back, so CR, LF, ``;`` and ``,`` never reach the header raw.
-    """
-    if _COOKIE_OCTETS.fullmatch(value):
-        return value
-    out = []
-    for char in value:
-        code = ord(char)
-        if code > 0xFF:
-            raise ValueError(
-                f"Cookie value {value!r} has characters outside latin-1; encode it first "
-                "(for example with urllib.parse.quote)."
-            )
-        if char in '"\\':
-            out.append("\\" + char)
-        elif _COOKIE_OCTETS.fullmatch(char):
-            out.append(char)
-        else:
-            out.append(f"\\{code:03o}")
-    return '"' + "".join(out) + '"'
-
-
 def _check_attribute(name: str, value: str) -> str:
     if _BAD_ATTRIBUTE.search(value):
         raise ValueError(f"Cookie {name} {value!r} must not contain ';' or control characters.")
@@ -111,6 +85,64 @@ def _format_expires(expires: datetime | str | int) -> str:
     return _check_attribute("expires", expires)
 
 
+def _with_partitioned(text: str) -> str:
+    """``text`` with a ``Partitioned`` attribute where ``http.cookies`` puts it (Python
+    3.14 knows the attribute; older versions do not, and stellate supports it anyway)."""
+    name_value, *attributes = text.split("; ")
+    attributes.append("Partitioned")
+    attributes.sort(key=lambda attribute: attribute.partition("=")[0].lower())
+    return "; ".join([name_value, *attributes])
+
+
+def set_cookie_header(
+    key: str,
+    value: str = "",
+    max_age: int | None = None,
+    expires: datetime | str | int | None = None,
+    path: str | None = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = False,
+    samesite: str | None = "lax",
+    partitioned: bool = False,
+) -> str:
+    """One ``Set-Cookie`` value, exactly as :mod:`http.cookies` writes it (as in Starlette).
+
+    Attributes come in alphabetical order of their key, ``SameSite`` keeps the caller's
+    spelling, values that need it are quoted by ``http.cookies``. Errors are Starlette's:
+    ``http.cookies.CookieError`` for an illegal name, ``AssertionError`` for an unknown
+    ``samesite``. Stricter than Starlette, attribute values that could smuggle in another
+    attribute (``;``) or a header line (control characters) raise ``ValueError``, and so
+    does a value outside latin-1 (it could not be sent).
+    """
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[key] = value
+    morsel = cookie[key]
+    if max_age is not None:
+        morsel["max-age"] = max_age
+    if expires is not None:
+        morsel["expires"] = _format_expires(expires)
+    if path is not None:
+        morsel["path"] = _check_attribute("path", path)
+    if domain is not None:
+        morsel["domain"] = _check_attribute("domain", domain)
+    if secure:
+        morsel["secure"] = True
+    if httponly:
+        morsel["httponly"] = True
+    if samesite is not None:
+        if samesite.lower() not in _SAMESITE:
+            raise AssertionError("samesite must be either 'strict', 'lax' or 'none'")
+        morsel["samesite"] = samesite
+    text = morsel.OutputString()
+    if max(text, default="\0") > "\xff":
+        raise ValueError(
+            f"Cookie value {value!r} has characters outside latin-1; encode it first "
+            "(for example with urllib.parse.quote)."
+        )
+    return _with_partitioned(text) if partitioned else text
+
+
 def serialize_cookie(
     key: str,
     value: str = "",
@@ -123,30 +155,15 @@ def serialize_cookie(
     samesite: Literal["lax", "strict", "none"] | None = "lax",
     partitioned: bool = False,
 ) -> str:
-    """Build one ``Set-Cookie`` header value; see ``Response.set_cookie`` for the arguments.
+    """:func:`set_cookie_header`, refusing a name that is not an HTTP token with ValueError.
 
-    ``expires`` is seconds from now (int), a datetime (naive ones are taken as UTC) or a
-    preformatted HTTP date string.
+    For callers outside ``Response.set_cookie`` (the session middleware checks its
+    settings with it) that promise ValueError for every bad setting.
     """
     if not _TOKEN.fullmatch(key):
         raise ValueError(f"Cookie name {key!r} must be a non-empty HTTP token.")
-    parts = [f"{key}={_quote(value)}"]
-    if path is not None:
-        parts.append("Path=" + _check_attribute("path", path))
-    if domain is not None:
-        parts.append("Domain=" + _check_attribute("domain", domain))
-    if max_age is not None:
-        parts.append(f"Max-Age={int(max_age)}")
-    if expires is not None:
-        parts.append("expires=" + _format_expires(expires))
-    if secure:
-        parts.append("Secure")
-    if httponly:
-        parts.append("HttpOnly")
-    if samesite is not None:
-        if samesite.lower() not in _SAMESITE:
-            raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}.")
-        parts.append("SameSite=" + samesite.lower())
-    if partitioned:
-        parts.append("Partitioned")
-    return "; ".join(parts)
+    if samesite is not None and samesite.lower() not in _SAMESITE:
+        raise ValueError(f"samesite must be 'strict', 'lax' or 'none', not {samesite!r}.")
+    return set_cookie_header(
+        key, value, max_age, expires, path, domain, secure, httponly, samesite, partitioned
+    )

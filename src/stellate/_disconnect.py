@@ -18,8 +18,8 @@ A watcher reads ahead of the handler to see the disconnect, but never more than
 :data:`READ_AHEAD_LIMIT` bytes of body: beyond that it waits for the handler to catch up,
 so an application that never reads a large body does not get it buffered in memory.
 
-``Stellate`` installs the multiplexer for every HTTP request and publishes it as
-``scope["stellate.receive"]`` (see :func:`get_multiplexer`), so route-level watchers,
+``Stellate`` installs the multiplexer for every HTTP request and publishes it in the
+request context (see :func:`get_multiplexer`), so route-level watchers,
 ``Request.is_disconnected`` and middleware all share the same view of the connection,
 whatever wrapping of ``receive`` sits between them.
 """
@@ -33,19 +33,16 @@ from typing import Any
 
 import anyio
 
+from stellate._context import get_context
 from stellate.types import Message, Receive, Scope
 
 __all__ = [
     "READ_AHEAD_LIMIT",
-    "SCOPE_KEY",
     "ReceiveMultiplexer",
     "disconnect_receive",
     "get_multiplexer",
     "poll",
 ]
-
-#: Where the connection's multiplexer is published in the scope.
-SCOPE_KEY = "stellate.receive"
 
 #: How many bytes of unread body a watcher may buffer while waiting for a disconnect.
 READ_AHEAD_LIMIT = 1024 * 1024
@@ -53,8 +50,8 @@ READ_AHEAD_LIMIT = 1024 * 1024
 
 def get_multiplexer(scope: Scope) -> ReceiveMultiplexer | None:
     """The multiplexer of the connection ``scope`` belongs to, if the app installed one."""
-    mux: ReceiveMultiplexer | None = scope.get(SCOPE_KEY)
-    return mux
+    context = get_context(scope)
+    return None if context is None else context.receive
 
 
 def disconnect_receive(scope: Scope, receive: Receive) -> Receive:

@@ -1,7 +1,7 @@
 """Turning exceptions raised by an ASGI app into responses, via registered handlers.
 
-``ExceptionMiddleware`` publishes the application's handlers in
-``scope["stellate.exception_handlers"]`` as ``(exception_handlers, status_handlers)``.
+``ExceptionMiddleware`` publishes the application's handlers in the request context
+(:mod:`stellate._context`) as ``(exception_handlers, status_handlers)``.
 Endpoints (``routing.request_response``, ``routing.websocket_session``) and the middleware
 itself handle what their app raises the same way (:func:`run_handling_exceptions`, or
 :func:`handle_http_exception` inlined on the HTTP hot path), so a handler answers the
@@ -25,55 +25,37 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from stellate._concurrency import is_async_callable, run_sync
+from stellate._context import StartTrackingSend, get_context, track_start
 from stellate.exceptions import HTTPException
 from stellate.requests import Request
-from stellate.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from stellate.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from stellate.requests import HTTPConnection
+    from stellate.websockets import WebSocket
 
 __all__ = [
-    "StartTrackingSend",
+    "answer_websocket_exception",
     "handle_http_exception",
+    "handlers_of",
     "run_handling_exceptions",
-    "track_start",
     "wrap_app_handling_exceptions",
 ]
 
 ExceptionHandlers: TypeAlias = Mapping[Any, ExceptionHandler]
 StatusHandlers: TypeAlias = Mapping[int, ExceptionHandler]
 
-SCOPE_KEY = "stellate.exception_handlers"
 NO_HANDLERS: tuple[ExceptionHandlers, StatusHandlers] = ({}, {})
 
 
-class StartTrackingSend:
-    """``send``, remembering whether ``http.response.start`` went through it.
-
-    Every error-handling layer must know whether the response started before it may
-    answer an exception. Layers with nothing between them see the same messages, so they
-    share one tracker (:func:`track_start`) rather than each wrapping ``send`` again: each
-    message would otherwise pass through one more call per layer, on every request.
-    """
-
-    __slots__ = ("send", "started")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-        await self.send(message)
-
-
-def track_start(send: Send) -> StartTrackingSend:
-    """A tracker for ``send``: ``send`` itself if it is one (from a layer just outside)."""
-    return send if type(send) is StartTrackingSend else StartTrackingSend(send)
+def handlers_of(scope: Scope) -> tuple[ExceptionHandlers, StatusHandlers]:
+    """The exception handlers ``ExceptionMiddleware`` published for this request, if any."""
+    context = get_context(scope)
+    handlers = None if context is None else context.exception_handlers
+    return NO_HANDLERS if handlers is None else handlers
 
 
 def check_handler_key(key: object) -> None:
@@ -113,9 +95,14 @@ def wrap_app_handling_exceptions(app: ASGIApp, conn: HTTPConnection) -> ASGIApp:
 
     ``conn`` is the ``Request`` or ``WebSocket`` given to handlers. An HTTP handler returns a
     response, which is sent (sync handlers run in a worker thread). A WebSocket handler
-    is awaited and talks to the connection itself. An exception without a handler is
+    may talk to the connection itself, or return a response, which refuses the
+    handshake (:func:`answer_websocket_exception`). An exception without a handler is
     re-raised unchanged. If an HTTP response had already started when the exception
     came, no second response can be sent, so a ``RuntimeError`` says so.
+
+    A handled exception loses its traceback once answered: an application that raises
+    one shared instance (a module-level ``HTTPException``) would otherwise grow its
+    traceback, and keep every request's frames alive, on each raise.
     """
 
     async def wrapped_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -139,10 +126,10 @@ async def run_handling_exceptions(
     """
     # Read now, not when something is raised: a mounted application shares the scope
     # and publishes its own handlers in it, which are not this layer's.
-    handlers = (scope if conn is None else conn.scope).get(SCOPE_KEY, NO_HANDLERS)
+    handlers = handlers_of(scope if conn is None else conn.scope)
     if scope["type"] != "http":
-        # A WebSocket handler talks to the connection itself, whatever was sent: no
-        # need to follow the app's messages (every frame of the session would pay it).
+        # The WebSocket's own state says whether the handshake was answered: no need to
+        # follow the app's messages (every frame of the session would pay it).
         try:
             await app(scope, receive, send)
         except Exception as exc:
@@ -150,7 +137,7 @@ async def run_handling_exceptions(
             if handler is None:
                 raise
             assert conn is not None, "a WebSocket scope needs its connection"
-            await _call_handler(handler, conn, exc)
+            await answer_websocket_exception(handler, cast("WebSocket", conn), exc)
         return
     tracked = track_start(send)
     try:
@@ -176,10 +163,7 @@ async def handle_http_exception(
     if handler is None:
         raise exc
     if send.started:
-        raise RuntimeError(
-            f"{type(exc).__name__} has an exception handler, but the response had "
-            "already started, so the handler's response cannot be sent"
-        ) from exc
+        raise RuntimeError("Caught handled exception, but response already started.") from exc
     if conn is None:
         conn = Request(scope, receive, send)
     func: Callable[..., Any] = handler  # _call_handler, inlined: every 404 comes here
@@ -192,7 +176,34 @@ async def handle_http_exception(
             f"the exception handler {handler!r} returned None; HTTP exception handlers "
             "must return a Response"
         ) from exc
+    exc.__traceback__ = None  # Answered: see wrap_app_handling_exceptions.
     await response(scope, receive, send)
+
+
+async def answer_websocket_exception(
+    handler: ExceptionHandler, websocket: WebSocket, exc: Exception
+) -> None:
+    """Call a WebSocket scope's ``handler`` for ``exc``; send the response it may return.
+
+    A handler may answer by talking to ``websocket`` itself (close it, say) and return
+    None. A response it returns refuses the handshake: it is sent as the denial response
+    (an auth handler's 401 reaches the client as a 401), or, on a server without the
+    denial-response extension, becomes a close (which the server turns into a 403). Once
+    the handshake was accepted or answered, no response can be sent any more.
+    """
+    # Imported here: responses.py uses this module, and sits below websockets.py.
+    from stellate.websockets import WebSocketState
+
+    response = await _call_handler(handler, websocket, exc)
+    exc.__traceback__ = None  # Answered: see wrap_app_handling_exceptions.
+    if response is None:
+        return
+    if websocket.application_state is not WebSocketState.CONNECTING:
+        raise RuntimeError("Caught handled exception, but response already started.") from exc
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=1008)
 
 
 async def _call_handler(handler: ExceptionHandler, conn: HTTPConnection, exc: Exception) -> Any:

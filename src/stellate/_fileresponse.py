@@ -1,50 +1,44 @@
-"""FileResponse: a file from disk, with validators, conditional requests and byte ranges.
+"""FileResponse: a file from disk, with validators and byte ranges.
 
-Everything that touches the disk runs in a worker thread (:func:`run_sync`): the ``stat``
-when no ``stat_result`` was given, opening the file, and each chunk read. The file is
-opened *before* the response starts, so a file that vanished or stopped being a regular
+Nothing blocks the event loop: the ``stat`` (when no ``stat_result`` was given), opening
+the file, each chunk read and closing it run in a worker thread (:func:`run_sync`), and
+the constructor touches no file system at all. The file is opened and its first chunk
+read *before* the response starts, so a file that vanished or stopped being a regular
 file raises a clear RuntimeError while an error page can still be sent, instead of a
 truncated 200.
 
 When the server offers the ``http.response.pathsend`` extension, a whole-file GET is
-handed to it by path (the server can use ``sendfile``); otherwise chunks are read and sent
-while a watcher listens for ``http.disconnect`` in the same task group, so a client that
-goes away stops the transfer at once.
+handed to it by absolute path (the server can use ``sendfile``). Otherwise the chunks go
+out through :func:`stellate._sending.send_until_disconnect`, like every streamed body:
+on servers older than ASGI 2.4 a listener stops the transfer when the client leaves; on
+2.4 servers the ``OSError`` that ``send`` raises propagates, as in Starlette.
 
-Which answer a request gets is decided in this order (RFC 9110 §13.2.2, §14): a 200
-response to GET or HEAD whose validators match ``If-None-Match`` (or, without it,
-``If-Modified-Since``) becomes 304; then a ``Range`` (honoured only if ``If-Range``, when
-present, still matches) becomes 206, or 416 when no range fits; otherwise 200.
+As in Starlette, a FileResponse always answers 200 (conditional 304s are StaticFiles'
+business); a ``Range`` on a 200 GET or HEAD, honoured only if ``If-Range``, when present,
+is exactly the ``ETag`` or the ``Last-Modified``, becomes a 206 (one range, or
+``multipart/byteranges``), a 416, or a 400 for a header that cannot be served.
 
-Import FileResponse from :mod:`stellate.responses`: it subclasses Response, so this module
-is imported at the end of that one (importing this module first would be circular).
+Import FileResponse from :mod:`stellate.responses`, which re-exports it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import hashlib
 import mimetypes
 import os
-import re
 import stat
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 from urllib.parse import quote
 
 import anyio
-import anyio.abc
 
-from stellate._concurrency import collapse_excgroups, run_sync
-from stellate._conditional import (
-    http_date,
-    not_modified,
-    not_modified_headers,
-    request_conditions,
-)
-from stellate._disconnect import disconnect_receive
+from stellate._concurrency import run_sync
+from stellate._conditional import http_date, request_conditions
 from stellate._headers import encode_header
 from stellate._ranges import (
+    MAX_RANGES,
     MalformedRangeHeader,
     RangeNotSatisfiable,
     closing_delimiter,
@@ -53,23 +47,21 @@ from stellate._ranges import (
     make_boundary,
     parse_range_header,
 )
+from stellate._response import PlainTextResponse, Response
+from stellate._sending import prefixed_send, send_until_disconnect
 from stellate.background import BackgroundTask
-from stellate.datastructures import Headers
-from stellate.responses import Response
 from stellate.types import Receive, Scope, Send
 
 __all__ = ["FileResponse"]
 
-# Printable ASCII that needs no escaping inside a quoted-string filename.
-_PLAIN_FILENAME = re.compile(r"[\x20-\x7e]*")
-
 
 def _content_disposition(disposition_type: str, filename: str) -> str:
-    """``attachment; filename="..."``, or RFC 6266 ``filename*`` for non-ASCII names."""
-    if _PLAIN_FILENAME.fullmatch(filename):
-        escaped = filename.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{disposition_type}; filename="{escaped}"'
-    return f"{disposition_type}; filename*=utf-8''{quote(filename, safe='')}"
+    """``attachment; filename="..."``, or ``filename*`` for names that need quoting
+    (Starlette's rule: whatever :func:`urllib.parse.quote` would change)."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"{disposition_type}; filename*=utf-8''{quoted}"
+    return f'{disposition_type}; filename="{filename}"'
 
 
 @functools.lru_cache(maxsize=1024)
@@ -98,12 +90,14 @@ class FileResponse(Response):
 
     ``media_type`` is guessed from ``filename`` (or the path) and defaults to
     ``application/octet-stream``. ``filename`` adds ``Content-Disposition`` (with
-    ``filename*`` for non-ASCII names). ``stat_result`` spares the ``stat`` call when you
-    already have one; otherwise the file is stat-ed when the response is sent, which
-    raises RuntimeError if it is missing or not a regular file.
+    ``filename*`` for names that need quoting). ``stat_result`` spares the ``stat`` call
+    when you already have one; otherwise the file is stat-ed when the response is sent,
+    which raises RuntimeError if it is missing or not a regular file. A ``Range`` header
+    with more than :attr:`max_ranges` parts is ignored.
     """
 
     chunk_size = 64 * 1024
+    max_ranges = MAX_RANGES
 
     def __init__(
         self,
@@ -117,8 +111,6 @@ class FileResponse(Response):
         content_disposition_type: str = "attachment",
     ) -> None:
         self.path = path
-        # pathsend needs an absolute path; made here, as the working directory may change.
-        self._absolute_path = os.path.abspath(os.fspath(path))
         self.status_code = status_code
         self.filename = filename
         self.background = background
@@ -138,8 +130,7 @@ class FileResponse(Response):
     def set_stat_headers(self, stat_result: os.stat_result) -> None:
         """Set ``Content-Length``, ``Last-Modified`` and ``ETag`` from ``stat_result``.
 
-        The entity tag is strong, built from the size and the nanosecond modification
-        time, so two versions written within one second still get different tags.
+        The entity tag is Starlette's: the MD5 of ``"{st_mtime}-{st_size}"``, quoted.
         Validators passed in ``headers`` are kept.
         """
         given: set[bytes] = getattr(self, "_given_validators", set())
@@ -148,7 +139,9 @@ class FileResponse(Response):
         if b"last-modified" not in given:
             self._set_raw(b"last-modified", http_date(stat_result.st_mtime))
         if b"etag" not in given:
-            self._set_raw(b"etag", f'"{stat_result.st_mtime_ns:x}-{stat_result.st_size:x}"')
+            etag_base = f"{stat_result.st_mtime}-{stat_result.st_size}".encode()
+            digest = hashlib.md5(etag_base, usedforsecurity=False).hexdigest()
+            self._set_raw(b"etag", f'"{digest}"')
 
     def _set_raw(self, name: bytes, value: str) -> None:
         """Replace (or add) a header whose value stellate itself made (no checks needed)."""
@@ -169,7 +162,10 @@ class FileResponse(Response):
     def generate_multipart(
         self, ranges: Sequence[tuple[int, int]], boundary: str, max_size: int, content_type: str
     ) -> tuple[int, Callable[[int, int], bytes]]:
-        """The ``multipart/byteranges`` body length and a maker of each part's header."""
+        """The ``multipart/byteranges`` body length and a maker of each part's header.
+
+        The send path calls this method, so a subclass may change the framing.
+        """
         return generate_multipart(ranges, boundary, max_size, content_type)
 
     def _stat(self) -> os.stat_result:
@@ -183,8 +179,15 @@ class FileResponse(Response):
             raise RuntimeError(f"File at path {self.path} is not a file.")
         return result
 
+    def _shorter(self) -> RuntimeError:
+        return RuntimeError(f"File at path {self.path} is shorter than expected.")
+
     def _open(self, needed: int) -> IO[bytes]:
-        """Open the file and check it still is a regular file of at least ``needed`` bytes."""
+        """Open the file and check it still is a regular file of at least ``needed`` bytes.
+
+        Checked before anything is sent: a body shorter than its ``Content-Length``
+        would be a broken response, so a file that shrank is refused while it can be.
+        """
         try:
             file = open(self.path, "rb")  # noqa: SIM115 (closed by the caller)
         except FileNotFoundError:
@@ -197,82 +200,64 @@ class FileResponse(Response):
             raise RuntimeError(f"File at path {self.path} is not a file.")
         if info.st_size < needed:
             file.close()
-            raise RuntimeError(f"File at path {self.path} shrank after it was stat-ed.")
+            raise self._shorter()
         return file
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.stat_result is None:
             self.set_stat_headers(await run_sync(self._stat))
         size = self._size
-        method = scope.get("method", "GET")
-        receive = disconnect_receive(scope, receive)  # only the disconnect watcher reads it
-        try:
-            if self.status_code == 200 and method in ("GET", "HEAD"):
-                await self._send_conditional(scope, receive, send, size)
-            else:
-                await self._send_whole(scope, receive, send, size)
-        finally:
-            if self.background is not None:
-                await self.background()
-
-    async def _send_conditional(
-        self, scope: Scope, receive: Receive, send: Send, size: int
-    ) -> None:
-        conditions = request_conditions(scope.get("headers", ()))
-        if not conditions:  # the common case: nothing to decide
-            await self._send_whole(scope, receive, send, size)
-            return
-        etag, last_modified = self._raw_get(b"etag"), self._raw_get(b"last-modified")
-        if not_modified(
-            etag,
-            last_modified,
-            conditions.get(b"if-none-match"),
-            conditions.get(b"if-modified-since"),
-        ):
-            headers = not_modified_headers(Headers(raw=self.raw_headers))
-            await Response(status_code=304, headers=headers)(scope, receive, send)
-            return
-        ranges = self._requested_ranges(conditions, etag, last_modified, size)
-        if ranges is None:
-            await self._send_whole(scope, receive, send, size)
-        elif not ranges:
-            await Response(
-                "Range not satisfiable.",
-                status_code=416,
-                headers={"content-range": f"bytes */{size}"},
-                media_type="text/plain",
-            )(scope, receive, send)
+        method = str(scope.get("method", "GET")).upper()
+        answer: Response | list[tuple[int, int]] | None = None
+        if self.status_code == 200 and method in ("GET", "HEAD"):
+            answer = self._requested_ranges(scope, size)
+        if isinstance(answer, Response):
+            await answer(scope, receive, send)
         else:
-            await self._send_ranges(scope, receive, send, size, ranges)
+            head = method == "HEAD"
+            send = prefixed_send(scope, send)
+            if answer is None:
+                await self._send_whole(scope, receive, send, size, head)
+            else:
+                await self._send_ranges(scope, receive, send, size, answer, head)
+        if self.background is not None:
+            await self.background()
 
-    @staticmethod
-    def _requested_ranges(
-        conditions: dict[bytes, str], etag: str | None, last_modified: str | None, size: int
-    ) -> list[tuple[int, int]] | None:
-        """The ranges to send; None for the whole file, an empty list for 416."""
+    def _requested_ranges(self, scope: Scope, size: int) -> Response | list[tuple[int, int]] | None:
+        """The ranges to send; None for the whole file; a 400 or 416 response."""
+        conditions = request_conditions(scope.get("headers", ()))
         range_header = conditions.get(b"range")
         if range_header is None:
             return None
         if_range = conditions.get(b"if-range")
+        etag, last_modified = self._raw_get(b"etag"), self._raw_get(b"last-modified")
         if if_range is not None and not if_range_matches(if_range, etag, last_modified):
             return None
         try:
-            return parse_range_header(range_header, size)
-        except MalformedRangeHeader:
-            return None
-        except RangeNotSatisfiable:
-            return []
+            return parse_range_header(range_header, size, self.max_ranges)
+        except MalformedRangeHeader as exc:
+            return PlainTextResponse(exc.content, status_code=400)
+        except RangeNotSatisfiable as exc:
+            return PlainTextResponse(
+                status_code=416, headers={"content-range": f"bytes */{exc.max_size}"}
+            )
 
-    async def _send_whole(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+    async def _send_whole(
+        self, scope: Scope, receive: Receive, send: Send, size: int, head: bool
+    ) -> None:
         start = {"type": "http.response.start", "status": self.status_code}
-        if scope.get("method") == "HEAD":
+        if head:
             await send({**start, "headers": list(self.raw_headers)})
-            await send({"type": "http.response.body", "body": b""})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         elif "http.response.pathsend" in (scope.get("extensions") or {}):
+            path = os.fspath(self.path)
+            if not os.path.isabs(path):  # a string test; only getcwd needs a thread
+                path = await run_sync(os.path.abspath, path)
             await send({**start, "headers": list(self.raw_headers)})
-            await send({"type": "http.response.pathsend", "path": self._absolute_path})
+            await send({"type": "http.response.pathsend", "path": path})
         else:
-            await self._send_file(receive, send, start, list(self.raw_headers), [(0, size)], None)
+            start["headers"] = list(self.raw_headers)
+            await self._send_file(scope, receive, send, start, [(0, size)], None)
 
     async def _send_ranges(
         self,
@@ -281,8 +266,9 @@ class FileResponse(Response):
         send: Send,
         size: int,
         ranges: list[tuple[int, int]],
+        head: bool,
     ) -> None:
-        headers = [(k, v) for k, v in self.raw_headers if k not in (b"content-length",)]
+        headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         boundary: str | None = None
         if len(ranges) == 1:
             first, end = ranges[0]
@@ -291,72 +277,42 @@ class FileResponse(Response):
         else:
             boundary = make_boundary()
             content_type = self._raw_get(b"content-type") or "application/octet-stream"
-            length, _ = generate_multipart(ranges, boundary, size, content_type)
+            length, _ = self.generate_multipart(ranges, boundary, size, content_type)
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             multipart = f"multipart/byteranges; boundary={boundary}".encode()
             headers.append((b"content-type", multipart))
         headers.append((b"content-length", str(length).encode()))
-        start = {"type": "http.response.start", "status": 206}
-        if scope.get("method") == "HEAD":
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+        start = {"type": "http.response.start", "status": 206, "headers": headers}
+        if head:
+            await send(start)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        await self._send_file(receive, send, start, headers, ranges, boundary)
+        await self._send_file(scope, receive, send, start, ranges, boundary)
 
     async def _send_file(
         self,
+        scope: Scope,
         receive: Receive,
         send: Send,
         start: dict[str, Any],
-        headers: list[tuple[bytes, bytes]],
         ranges: list[tuple[int, int]],
         boundary: str | None,
     ) -> None:
-        if boundary is None and ranges[0][1] - ranges[0][0] <= self.chunk_size:
-            await self._send_small(send, start, headers, *ranges[0])
-            return
         first, end = ranges[0]
         size = min(self.chunk_size, end - first)
-        file, chunk = await run_sync(self._open_and_read, ranges[-1][1], first, size)
+        whole = boundary is None and size == end - first
+        file, chunk = await run_sync(self._open_and_read, ranges[-1][1], first, size, whole)
+        body = functools.partial(self._send_body, start, file, ranges, boundary, chunk)
         try:
-            await send({**start, "headers": headers})
-            parts = functools.partial(self._send_parts, send, file, ranges, boundary, chunk)
-            if not await self._until_disconnect(receive, parts):
-                return
+            await send_until_disconnect(scope, receive, send, body, client_disconnect=False)
         finally:
             if not file.closed:  # the last read closes it when the transfer completes
                 with anyio.CancelScope(shield=True):
                     await run_sync(file.close)
-        # The last message is sent outside the task group: a server may report the
-        # disconnect as soon as it sees the end of the body, and the watcher must not
-        # cancel the send that delivers it.
-        tail = closing_delimiter(boundary) if boundary is not None else b""
-        with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _send_small(
-        self,
-        send: Send,
-        start: dict[str, Any],
-        headers: list[tuple[bytes, bytes]],
-        first: int,
-        end: int,
-    ) -> None:
-        """A body of one chunk: read in a single trip to a thread, sent in one message.
-
-        No disconnect watcher: there is nothing left to stop once the only chunk is sent.
-        """
-        data = await run_sync(self._read_once, first, end)
-        await send({**start, "headers": headers})
-        with contextlib.suppress(OSError):
-            await send({"type": "http.response.body", "body": data, "more_body": False})
-
-    def _read_once(self, first: int, end: int) -> bytes:
-        file, data = self._open_and_read(end, first, end - first)
-        file.close()
-        return data
-
-    def _open_and_read(self, needed: int, offset: int, size: int) -> tuple[IO[bytes], bytes]:
+    def _open_and_read(
+        self, needed: int, offset: int, size: int, close: bool
+    ) -> tuple[IO[bytes], bytes]:
         """Open the file and read its first chunk, in one trip to a worker thread."""
         file = self._open(needed)
         try:
@@ -364,42 +320,47 @@ class FileResponse(Response):
         except OSError as exc:
             file.close()
             raise RuntimeError(f"File at path {self.path} cannot be read: {exc}") from exc
-        if len(data) < size:
+        if len(data) < size or close:
             file.close()
-            raise RuntimeError(f"File at path {self.path} shrank while it was being read.")
+        if len(data) < size:
+            raise self._shorter()
         return file, data
 
-    async def _send_parts(
+    async def _send_body(
         self,
-        send: Send,
+        start: dict[str, Any],
         file: IO[bytes],
         ranges: list[tuple[int, int]],
         boundary: str | None,
         first_chunk: bytes,
-    ) -> bool:
-        """Send every range (with its multipart header); False if the client is gone.
+        send: Send,
+    ) -> None:
+        """Send the start, every range (with its multipart header), then the end.
 
         ``first_chunk`` is the beginning of the first range, read when the file was opened.
         """
+        await send(start)
         header: Callable[[int, int], bytes] | None = None
         if boundary is not None:
             content_type = self._raw_get(b"content-type") or "application/octet-stream"
-            _, header = generate_multipart(ranges, boundary, self._size, content_type)
+            _, header = self.generate_multipart(ranges, boundary, self._size, content_type)
         last = len(ranges) - 1
-        try:
-            for index, (first, end) in enumerate(ranges):
-                if header is not None:
-                    await send(self._body(header(first, end)))
-                if index == 0:
-                    await send(self._body(first_chunk))
-                    first += len(first_chunk)
-                await self._send_range(send, file, first, end, seek=index != 0, close=index == last)
-                if header is not None:
-                    await send(self._body(b"\r\n"))
-        except OSError:
-            # ASGI 2.4 servers raise OSError from send once the client is gone.
-            return False
-        return True
+        for index, (first, end) in enumerate(ranges):
+            if header is not None:
+                await send(_more(header(first, end)))
+            if index == 0:
+                first += len(first_chunk)
+                if boundary is None and first >= end:  # the whole body in one message
+                    await send(
+                        {"type": "http.response.body", "body": first_chunk, "more_body": False}
+                    )
+                    return
+                await send(_more(first_chunk))
+            await self._send_range(send, file, first, end, seek=index != 0, close=index == last)
+            if header is not None:
+                await send(_more(b"\r\n"))
+        tail = closing_delimiter(boundary) if boundary is not None else b""
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _send_range(
         self, send: Send, file: IO[bytes], offset: int, end: int, *, seek: bool, close: bool
@@ -417,28 +378,14 @@ class FileResponse(Response):
             else:
                 chunk = await run_sync(_read_next, file, size, last)
             if len(chunk) < size:  # a regular file reads short only at its end
-                raise RuntimeError(f"File at path {self.path} shrank while it was being sent.")
+                raise self._shorter()
             offset += size
-            await send(self._body(chunk))
+            await send(_more(chunk))
 
-    @staticmethod
-    def _body(data: bytes) -> dict[str, Any]:
-        return {"type": "http.response.body", "body": data, "more_body": True}
 
-    @staticmethod
-    async def _until_disconnect(receive: Receive, work: Callable[[], Awaitable[bool]]) -> bool:
-        """Run ``work`` until it ends or the client disconnects; True if it ran to the end."""
-        finished = False
+def _more(data: bytes) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": data, "more_body": True}
 
-        async def watch(group: anyio.abc.TaskGroup) -> None:
-            message = await receive()
-            while message["type"] != "http.disconnect":  # unread body: not our business
-                message = await receive()
-            group.cancel_scope.cancel()
 
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch, group)
-                finished = await work()
-                group.cancel_scope.cancel()
-        return finished
+# Shown, documented and pickled as what it is to users: a class of stellate.responses.
+FileResponse.__module__ = "stellate.responses"

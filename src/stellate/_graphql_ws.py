@@ -16,7 +16,6 @@ duplicate operation id, 4429 a second ``connection_init``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ import anyio.abc
 import anyio.lowlevel
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationType
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
 from stellate._graphql_execution import (
     GraphQLRequestError,
     PreparedOperation,
@@ -33,6 +32,7 @@ from stellate._graphql_execution import (
     prepare,
     subscribe_prepared,
 )
+from stellate._json import parse_json
 from stellate.background import BackgroundTasks
 from stellate.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
@@ -90,10 +90,9 @@ class GraphQLWebSocketSession:
         if not offered:
             await self._close(4406, "Subprotocol not acceptable")
             return
-        with collapse_excgroups():
-            async with anyio.create_task_group() as task_group:
-                self._task_group = task_group
-                await self._run(task_group)
+        async with create_task_group() as task_group:
+            self._task_group = task_group
+            await self._run(task_group)
 
     async def _run(self, task_group: anyio.abc.TaskGroup) -> None:
         """The receive loop; when it ends, for whatever reason, so do the operations."""
@@ -129,7 +128,7 @@ class GraphQLWebSocketSession:
         if text is None:
             raise _ProtocolViolation(4400, "Invalid message: expected a JSON text frame")
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except ValueError:
             raise _ProtocolViolation(4400, "Invalid message: not valid JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):

@@ -2,10 +2,10 @@
 
 Both policies are settings of the application (``Stellate(cancel_on_disconnect=...,
 timeout=...)``), of a ``Mount`` (for everything under it) and of a ``Route``; the nearest
-one that is set wins. The application and mounts publish theirs in the scope under
-:data:`CANCEL_KEY` and :data:`TIMEOUT_KEY` as the request passes; the route reads them
-only when it has no setting of its own. A route with neither policy pays one dict lookup
-per policy and runs its app directly: no task group, no wrapped ``send``.
+one that is set wins. The application and mounts publish theirs in the request context
+(:mod:`stellate._context`) as the request passes; the route reads them only when it has no
+setting of its own (:func:`resolve_policies`). A route with neither policy runs its app
+directly: no task group, no wrapped ``send``.
 
 Cancel on disconnect runs the handler in a task group beside a watcher that waits on the
 connection's :class:`~stellate._disconnect.ReceiveMultiplexer`; the watcher cancels the
@@ -31,17 +31,13 @@ import math
 import anyio
 import anyio.abc
 
-from stellate._concurrency import collapse_excgroups
-from stellate._disconnect import SCOPE_KEY, ReceiveMultiplexer, get_multiplexer
+from stellate._concurrency import create_task_group
+from stellate._context import context_of, get_context
+from stellate._disconnect import ReceiveMultiplexer, get_multiplexer
 from stellate.exceptions import HandlerTimeout
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CANCEL_KEY", "TIMEOUT_KEY", "check_timeout", "run_handler"]
-
-#: Scope key of the inherited cancel-on-disconnect setting (bool).
-CANCEL_KEY = "stellate.cancel_on_disconnect"
-#: Scope key of the inherited handler deadline (seconds, float).
-TIMEOUT_KEY = "stellate.timeout"
+__all__ = ["check_timeout", "publish_policies", "resolve_policies", "run_handler"]
 
 disconnect_logger = logging.getLogger("stellate.disconnect")
 timeout_logger = logging.getLogger("stellate.timeout")
@@ -58,21 +54,42 @@ def check_timeout(timeout: float | None) -> float | None:
     return float(timeout)
 
 
+def publish_policies(
+    scope: Scope, cancel_on_disconnect: bool | None, timeout: float | None
+) -> None:
+    """Hand an application's or a mount's policies down to the routes below it (None: none)."""
+    if cancel_on_disconnect is None and timeout is None:
+        return
+    context = context_of(scope)
+    if cancel_on_disconnect is not None:
+        context.cancel_on_disconnect = cancel_on_disconnect
+    if timeout is not None:
+        context.timeout = timeout
+
+
+def resolve_policies(
+    scope: Scope, cancel_on_disconnect: bool | None, seconds: float | None
+) -> tuple[bool, float | None]:
+    """A route's policies: its own settings, else those handed down to it."""
+    context = get_context(scope)
+    if context is not None:
+        if cancel_on_disconnect is None:
+            cancel_on_disconnect = context.cancel_on_disconnect
+        if seconds is None:
+            seconds = context.timeout
+    return cancel_on_disconnect is True, seconds
+
+
 async def run_handler(
     app: ASGIApp,
     scope: Scope,
     receive: Receive,
     send: Send,
-    cancel_on_disconnect: bool | None,
+    cancel_on_disconnect: bool,
     seconds: float | None,
 ) -> None:
-    """Run ``app`` for an HTTP scope under the route's (or the inherited) policies.
-
-    ``seconds`` is the route's own deadline (None: inherited, if any).
-    """
-    if cancel_on_disconnect is None:
-        cancel_on_disconnect = scope.get(CANCEL_KEY, False)
-    timeout: float | None = scope.get(TIMEOUT_KEY) if seconds is None else seconds
+    """Run ``app`` for an HTTP scope under the given (resolved) policies."""
+    timeout = seconds
     if scope["type"] != "http" or (not cancel_on_disconnect and timeout is None):
         await app(scope, receive, send)
         return
@@ -113,13 +130,12 @@ async def _run(
     mux = get_multiplexer(scope)
     if mux is None:
         # A route used outside a Stellate application: install one for this request.
-        mux = scope[SCOPE_KEY] = ReceiveMultiplexer(receive)
+        mux = context_of(scope).receive = ReceiveMultiplexer(receive)
         receive = mux.receive
-    with collapse_excgroups():
-        async with anyio.create_task_group() as group:
-            group.start_soon(_watch, mux, guard, group.cancel_scope)
-            await app(scope, receive, guard.send)
-            group.cancel_scope.cancel()
+    async with create_task_group() as group:
+        group.start_soon(_watch, mux, guard, group.cancel_scope)
+        await app(scope, receive, guard.send)
+        group.cancel_scope.cancel()
     if guard.closed:
         disconnect_logger.debug(
             "%s %s: the client disconnected; the handler was cancelled",

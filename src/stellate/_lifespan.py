@@ -134,8 +134,5 @@ async def run_lifespan(
 
 def _store_state(scope: Scope, state: Mapping[str, Any]) -> None:
     if "state" not in scope:
-        raise RuntimeError(
-            "the lifespan yielded state, but the server does not support state in the "
-            "lifespan scope (it must provide scope['state'])"
-        )
+        raise RuntimeError('The server does not support "state" in the lifespan scope.')
     scope["state"].update(state)

@@ -13,12 +13,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stellate._concurrency import is_async_callable, run_sync, unwrap_callable
+from stellate._context import track_start
 from stellate._exception_handling import (
-    NO_HANDLERS,
-    SCOPE_KEY,
     handle_http_exception,
+    handlers_of,
     run_handling_exceptions,
-    track_start,
 )
 from stellate.requests import Request
 from stellate.types import ASGIApp, Receive, Scope, Send
@@ -57,7 +56,7 @@ def request_response(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         # run_handling_exceptions, inlined: this is every request's hot path.
-        handlers = scope.get(SCOPE_KEY, NO_HANDLERS)
+        handlers = handlers_of(scope)
         request = Request(scope, receive, send)
         tracked = track_start(send)
         try:

@@ -8,7 +8,7 @@ I/O, no knowledge of routes beyond their templates.
 Templates that do not start with ``/`` are *host* templates (``{tenant}.example.org``):
 they are matched against the ``Host`` header with its port removed, ignoring case,
 because hostnames are case-insensitive (RFC 9110 §4.2.3) and the port is not part of the
-name.
+name. Only a header that is a valid host (the grammar URLs use) is matched at all.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from stellate._urls import parse_host
 from stellate.convertors import CONVERTOR_TYPES, Convertor
 from stellate.types import Scope
 
@@ -32,6 +33,8 @@ __all__ = [
 # `{name}` or `{name:convertor}`; names are Python identifiers so they can be keyword
 # arguments of `url_path_for`.
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+# A slot of a compiled format string: `{name}`.
+_SLOT = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)}")
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
@@ -39,24 +42,24 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
 
     ``format`` is the template with every ``{name:convertor}`` written ``{name}``, ready
     for :func:`replace_params`; ``convertors`` maps each parameter to its convertor.
-    Raises ``ValueError`` naming the template for an unknown convertor or a parameter
-    used twice (the regex could not hold two groups of one name anyway).
+    Raises Starlette's errors: ``AssertionError`` for an unknown convertor, and
+    ``ValueError`` naming every parameter used twice (the regex could not hold two
+    groups of one name anyway).
     """
     is_host = not path.startswith("/")
     regex_parts = ["^"]
     format_parts: list[str] = []
     convertors: dict[str, Convertor[Any]] = {}
+    duplicated: set[str] = set()
     position = 0
     for found in _PARAM.finditer(path):
         name, convertor_name = found.group(1), found.group(2) or "str"
         convertor = CONVERTOR_TYPES.get(convertor_name)
         if convertor is None:
-            raise ValueError(
-                f"unknown path convertor {convertor_name!r} for parameter {name!r} in "
-                f"{path!r}; known convertors: {', '.join(sorted(CONVERTOR_TYPES))}"
-            )
+            raise AssertionError(f"Unknown path convertor '{convertor_name}'")
         if name in convertors:
-            raise ValueError(f"parameter {name!r} appears more than once in {path!r}")
+            duplicated.add(name)
+            continue
         literal = path[position : found.start()]
         regex_parts.append(re.escape(literal))
         regex_parts.append(f"(?P<{name}>{convertor.regex})")
@@ -64,6 +67,10 @@ def compile_path(path: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[A
         format_parts.append(f"{{{name}}}")
         convertors[name] = convertor
         position = found.end()
+    if duplicated:
+        names = ", ".join(sorted(duplicated))
+        ending = "s" if len(duplicated) > 1 else ""
+        raise ValueError(f"Duplicated param name{ending} {names} at path {path}")
     tail = path[position:]
     if is_host:
         # A host template never carries a port: the port is stripped from the request's
@@ -85,16 +92,22 @@ def replace_params(
     """Fill ``{name}`` slots of a format string; return it and the params left over.
 
     Each value is written with its convertor's ``to_string``, so ``url_path_for`` round-
-    trips what the route's ``matches`` parsed. ``path_params`` itself is not modified.
+    trips what the route's ``matches`` parsed. The format is read once, left to right,
+    so a value that itself looks like ``{other}`` stays as it is. A slot without a value
+    is left in place (a ``Mount`` prefix the caller fills in later). ``path_params``
+    itself is not modified.
     """
     remaining = dict(path_params)
-    for name, value in path_params.items():
-        slot = "{" + name + "}"
-        if slot in path:
-            text: str = param_convertors[name].to_string(value)
-            path = path.replace(slot, text)
-            del remaining[name]
-    return path, remaining
+
+    def fill(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name not in path_params:
+            return found.group()
+        remaining.pop(name, None)
+        text: str = param_convertors[name].to_string(path_params[name])
+        return text
+
+    return _SLOT.sub(fill, path), remaining
 
 
 def get_route_path(scope: Scope) -> str:
@@ -115,21 +128,19 @@ def get_route_path(scope: Scope) -> str:
     return path
 
 
-def request_host(scope: Scope) -> str:
+def request_host(scope: Scope) -> str | None:
     """The hostname the client asked for: the ``Host`` header without port, lowercased.
 
-    Falls back to the server address for HTTP/1.0-style requests without the header.
-    Handles bracketed IPv6 literals (``[::1]:8000``).
+    None when there is no ``Host`` header or it is malformed (the grammar URLs use,
+    :func:`stellate._urls.parse_host`): a ``Host`` route then does not match, so no
+    parameter is ever captured from text such as ``me@shop`` or ``evil.test#``. There is
+    no fallback to the server address: the client did not name a host.
     """
-    host: str
     for key, value in scope.get("headers", ()):
         if key == b"host":
-            host = value.decode("latin-1")
-            break
-    else:
-        server = scope.get("server")
-        host = str(server[0]) if server else ""
-    return _strip_port(host).lower()
+            parsed = parse_host(value.decode("latin-1"))
+            return None if parsed is None else parsed[0].lower()
+    return None
 
 
 def _strip_port(host: str) -> str:

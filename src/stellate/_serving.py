@@ -359,17 +359,45 @@ def serve(options: RunOptions, app: Any, listener: socket.socket) -> int:
 
 
 def wrap(app: Any, options: RunOptions, description: str | None = None) -> Any:
-    """The application as served: logged, and behind the proxy-headers middleware if asked.
+    """The application as served: logged, with the root path and proxy headers applied.
 
-    uvicorn handles ``--proxy-headers`` itself; hypercorn has no such option, so stellate's
-    middleware does it there, outside the access log so that the log names the real client.
+    uvicorn handles ``--root-path`` and ``--proxy-headers`` itself; hypercorn does neither as
+    ASGI asks, so stellate's middleware does it there: the root path inside the access log
+    (which shows the path the client sent), the proxy headers outside it (so that the log
+    names the real client).
     """
-    served: Any = AccessLog(Lifecycle(app, description or options.describe()))
+    served: Any = Lifecycle(app, description or options.describe())
+    if options.root_path and options.server == "hypercorn":
+        served = RootPathInPath(served, options.root_path)  # inside: the log shows raw_path
+    served = AccessLog(served)
     if options.proxy_headers and options.server == "hypercorn":
         from stellate._proxy_headers import ProxyHeadersMiddleware
 
         served = ProxyHeadersMiddleware(served, options.forwarded_allow_ips)
     return served
+
+
+class RootPathInPath:
+    """Put ``--root-path`` in front of ``scope["path"]`` too, as ASGI asks and uvicorn does.
+
+    hypercorn sets ``scope["root_path"]`` only, but by the ASGI specification ``path`` (and
+    ``raw_path``) already include it: that is where ``request.url`` reads the full path
+    from, as in Starlette, and where routing takes the prefix off again.
+    """
+
+    def __init__(self, app: Any, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+        self._raw_root_path = root_path.encode("utf-8")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = dict(scope)
+            scope["path"] = self.root_path + scope["path"]
+            raw_path = scope.get("raw_path")
+            if raw_path is not None:
+                scope["raw_path"] = self._raw_root_path + raw_path
+        await self.app(scope, receive, send)
 
 
 def worker_app(options: RunOptions) -> Any:

@@ -15,16 +15,18 @@ changing the declarations could only be silently ignored, so it is an error inst
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from stellate._app_concurrency import LoopLimiter, serve_lifespan
+from stellate._body_limit import RequestBodyLimitMiddleware
 from stellate._concurrency import current_limiter
-from stellate._disconnect import SCOPE_KEY as _RECEIVE_KEY
+from stellate._context import RequestContext, context_of, get_context
 from stellate._disconnect import ReceiveMultiplexer
 from stellate._exception_handling import check_handler_key
-from stellate._handler_policy import CANCEL_KEY, TIMEOUT_KEY, check_timeout
+from stellate._handler_policy import check_timeout, publish_policies
 from stellate.background import TaskSupervisor
 from stellate.datastructures import State
 from stellate.exceptions import StellateDeprecationWarning
@@ -48,6 +50,9 @@ P = ParamSpec("P")
 #: Legacy startup/shutdown callbacks: sync or async, called with no arguments.
 _EventHandler = Callable[[], Any]
 
+#: The default ``shutdown_timeout``, in seconds.
+_SHUTDOWN_TIMEOUT = 30.0
+
 
 class Stellate:
     """An ASGI application: routes, middleware, exception handlers and a lifespan.
@@ -68,10 +73,16 @@ class Stellate:
     router: Router
     exception_handlers: dict[Any, ExceptionHandler]
     user_middleware: list[Middleware]
-    middleware_stack: ASGIApp | None
-    max_body_size: int | None
-    _debug: bool
-    _debug_layers: list[ServerErrorMiddleware | ExceptionMiddleware]
+    # Class-level defaults, for subclasses that do not call this __init__ (FastAPI's
+    # application sets only what Starlette's constructor sets); ``tasks`` is made on
+    # first use.
+    middleware_stack: ASGIApp | None = None
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool = False
+    timeout: float | None = None
+    _limiter: LoopLimiter | None = None
+    _debug: bool = False
+    _debug_layers: Sequence[ServerErrorMiddleware | ExceptionMiddleware] = ()
 
     def __init__(
         self: AppType,
@@ -84,7 +95,7 @@ class Stellate:
         on_shutdown: Sequence[_EventHandler] | None = None,
         *,
         max_body_size: int | None = None,
-        shutdown_timeout: float = 30.0,
+        shutdown_timeout: float = _SHUTDOWN_TIMEOUT,
         cancel_on_disconnect: bool = False,
         timeout: float | None = None,
         thread_limit: int | None = None,
@@ -117,6 +128,15 @@ class Stellate:
         self.cancel_on_disconnect = cancel_on_disconnect
         self.timeout = check_timeout(timeout)
         self._limiter = None if thread_limit is None else LoopLimiter(thread_limit)
+
+    @functools.cached_property
+    def tasks(self) -> TaskSupervisor:
+        """The supervisor of the application's lifespan tasks (see ``shutdown_timeout``).
+
+        Set by ``__init__``; made here, with the default timeout, for a subclass that
+        does not call it.
+        """
+        return TaskSupervisor(_SHUTDOWN_TIMEOUT)
 
     @property
     def debug(self) -> bool:
@@ -157,7 +177,6 @@ class Stellate:
             # Outside the user middleware too: a middleware that reads the body (to log
             # or sign it) is held to the application's limit, like the endpoint. The
             # router's own limit, inside, shares this one's counter (innermost wins).
-            from stellate.middleware.body_limit import RequestBodyLimitMiddleware
 
             limit = Middleware(RequestBodyLimitMiddleware, max_body_size=self.max_body_size)
             declared.insert(1, limit)
@@ -180,17 +199,16 @@ class Stellate:
         if self.middleware_stack is None:
             self.middleware_stack = self.build_middleware_stack()
         kind = scope["type"]
-        installed = False
+        installed: RequestContext | None = None
         if kind == "http":
-            if _RECEIVE_KEY not in scope:
+            context = get_context(scope)
+            if context is None or context.receive is None:
                 # One multiplexer per connection (DESIGN.md §3.5), shared by all layers.
-                mux = scope[_RECEIVE_KEY] = ReceiveMultiplexer(receive)
+                installed = context_of(scope)
+                mux = installed.receive = ReceiveMultiplexer(receive)
                 receive = mux.receive
-                installed = True
-            if self.cancel_on_disconnect:
-                scope[CANCEL_KEY] = True
-            if self.timeout is not None:
-                scope[TIMEOUT_KEY] = self.timeout
+            if self.cancel_on_disconnect or self.timeout is not None:
+                publish_policies(scope, self.cancel_on_disconnect or None, self.timeout)
         try:
             if self._limiter is None:
                 if kind == "lifespan":
@@ -204,11 +222,10 @@ class Stellate:
             finally:
                 current_limiter.reset(reset)
         finally:
-            if installed:
-                # The multiplexer holds the server's receive, hence the server's object
-                # for the connection, which holds the scope: left in the scope, it makes
-                # a reference cycle per request, for the cyclic GC to find (and pause).
-                del scope[_RECEIVE_KEY]
+            if installed is not None:
+                # The multiplexer holds the server's receive, hence the server's object for
+                # the connection, which holds the scope: a reference cycle per request.
+                installed.receive = None
 
     async def _serve(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.middleware_stack is not None

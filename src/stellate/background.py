@@ -18,7 +18,7 @@ import anyio.abc
 import anyio.to_thread
 
 from stellate._concurrency import (
-    collapse_excgroups,
+    create_task_group,
     current_limiter,
     is_async_callable,
     run_sync,
@@ -184,15 +184,14 @@ class TaskSupervisor:
             raise RuntimeError("this application's lifespan is already running")
         self._limiter = current_limiter.get()
         try:
-            with collapse_excgroups():
-                async with anyio.create_task_group() as group:
-                    self._group = group
-                    self._accepting = True
-                    try:
-                        yield
-                    finally:
-                        self._accepting = False
-                        self._cancel_remaining()
+            async with create_task_group() as group:
+                self._group = group
+                self._accepting = True
+                try:
+                    yield
+                finally:
+                    self._accepting = False
+                    self._cancel_remaining()
         finally:
             self._group = None
             self._idle = None

@@ -46,10 +46,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    options = run_options(args.run_parser, args) if args.command == "run" else None
+    if options is not None and args.as_starlette:
+        # Before the application is imported: its `import starlette` must give stellate.
+        from stellate.compat.starlette import install
+
+        install()
     try:
-        if args.command == "routes":
+        if options is None:
             return _routes(args.target)
-        return _run(run_options(args.run_parser, args))
+        return _run(options)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
@@ -157,6 +163,12 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         default=True,
         help="log one line per request to stellate.access (on)",
     )
+    run.add_argument(
+        "--as-starlette",
+        action="store_true",
+        help="serve a FastAPI or Starlette application on stellate "
+        "(installs stellate.compat.starlette before importing it)",
+    )
     return parser
 
 
@@ -172,6 +184,9 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         )
     if args.reload and args.workers > 1:
         parser.error("--reload runs a single worker: drop --workers or --reload")
+    if args.as_starlette and (args.reload or args.workers > 1):
+        # Worker and reloader processes import the application afresh, without the bridge.
+        parser.error("--as-starlette serves from this process: drop --workers and --reload")
     if args.forwarded_allow_ips is not None and not args.proxy_headers:
         parser.error("--forwarded-allow-ips only applies with --proxy-headers")
     if args.root_path and not args.root_path.startswith("/"):

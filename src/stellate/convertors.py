@@ -4,15 +4,15 @@ A convertor has three faces that must agree: ``regex`` decides which path segmen
 match, ``convert`` turns a matched string into a value, and ``to_string`` turns a value
 back into a string (for ``url_path_for``) that ``regex`` matches and ``convert`` reads
 back as the same value. Values that cannot round-trip (a negative integer, NaN, a string
-with a ``/`` in a ``str`` parameter) are refused with ValueError rather than producing a
-URL that would route somewhere else.
+with a ``/`` in a ``str`` parameter) are refused rather than producing a URL that would
+route somewhere else: with ``AssertionError`` and Starlette's messages, which is what
+``url_path_for`` callers written for Starlette catch.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = [
@@ -57,9 +57,9 @@ class StringConvertor(Convertor[str]):
     def to_string(self, value: str) -> str:
         value = str(value)
         if "/" in value:
-            raise ValueError(f"A 'str' path parameter may not contain '/': {value!r}")
+            raise AssertionError("May not contain path separators")
         if not value:
-            raise ValueError("A 'str' path parameter may not be empty")
+            raise AssertionError("Must not be empty")
         return value
 
 
@@ -91,7 +91,7 @@ class IntegerConvertor(Convertor[int]):
     def to_string(self, value: int) -> str:
         value = int(value)
         if value < 0:
-            raise ValueError(f"An 'int' path parameter must not be negative: {value}")
+            raise AssertionError("Negative integers are not supported")
         return str(value)
 
 
@@ -107,30 +107,33 @@ class FloatConvertor(Convertor[float]):
         return number
 
     def to_string(self, value: float) -> str:
+        """Twenty decimals, trailing zeros dropped: ``0.1`` gives ``0.10000000000000000555``.
+
+        That is Starlette's spelling, which reads back as the same float; never an
+        exponent, which the regex would not match.
+        """
         value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"A 'float' path parameter must be finite: {value}")
+        if math.isnan(value):
+            raise AssertionError("NaN values are not supported")
+        if math.isinf(value):
+            raise AssertionError("Infinite values are not supported")
         if value < 0:
-            raise ValueError(f"A 'float' path parameter must not be negative: {value}")
-        # repr() is the shortest string that reads back as the same float; Decimal spells
-        # it out without an exponent (1e-05 -> 0.00001), which the regex requires.
-        text = format(Decimal(repr(abs(value))), "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text
+            raise AssertionError("Negative floats are not supported")
+        return f"{value:.20f}".rstrip("0").rstrip(".")
 
 
 class UUIDConvertor(Convertor[uuid.UUID]):
-    """A UUID in its canonical 8-4-4-4-12 hexadecimal form (either case)."""
+    """32 hex digits (either case) in the 8-4-4-4-12 layout, each hyphen optional.
 
-    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    ``to_string`` writes a ``UUID`` in its canonical form and a string as it is.
+    """
+
+    regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
     def convert(self, value: str) -> uuid.UUID:
         return uuid.UUID(value)
 
     def to_string(self, value: uuid.UUID) -> str:
-        if not isinstance(value, uuid.UUID):
-            value = uuid.UUID(str(value))
         return str(value)
 
 

@@ -44,7 +44,9 @@ __all__ = [
     "UploadFile",
 ]
 
-#: Uploads are spooled in memory up to this many bytes, then roll over to a temporary file.
+#: The default size up to which uploads are spooled in memory before rolling over to a
+#: temporary file; the form parser reads ``MultiPartParser.spool_max_size``, which starts
+#: at this value and may be changed.
 MAX_SPOOL_SIZE = 1024 * 1024
 
 _KeyType = TypeVar("_KeyType")
@@ -121,11 +123,8 @@ class URL:
 
     @property
     def port(self) -> int | None:
-        """The explicit port, or None; a malformed port reads as None rather than raising."""
-        try:
-            return self.components.port
-        except ValueError:
-            return None
+        """The explicit port, or None; a malformed one raises ``ValueError`` (urllib's)."""
+        return self.components.port
 
     @property
     def is_secure(self) -> bool:
@@ -136,8 +135,9 @@ class URL:
 
         Accepts ``scheme``, ``netloc``, ``path``, ``query``, ``fragment`` and the netloc
         parts ``username``, ``password``, ``hostname``, ``port`` (pass ``None`` to drop
-        one). Characters in ``path`` that cannot belong to a path (``?``, ``#``, ``\\``, a
-        leading ``//``) are percent-encoded so the path survives as a path.
+        one); anything else is a ``ValueError``. As in Starlette, ``?`` and ``#`` in
+        ``path`` start the query and fragment. A leading ``//`` and ``\\`` in ``path``
+        are percent-encoded, so the result never reads as a link to another host.
         """
         netloc_parts = {"username", "password", "hostname", "port"}
         if netloc_parts & kwargs.keys():
@@ -145,10 +145,10 @@ class URL:
                 {key: kwargs.pop(key) for key in netloc_parts & kwargs.keys()}
             )
         if "path" in kwargs:
-            kwargs["path"] = _urls.safe_path(kwargs["path"])
+            kwargs["path"] = _urls.replaced_path(kwargs["path"])
         unknown = kwargs.keys() - set(SplitResult._fields)
         if unknown:
-            raise TypeError(f"URL.replace() got unexpected components: {sorted(unknown)}")
+            raise ValueError(f"Got unexpected field names: {sorted(unknown)!r}")
         return URL(self.components._replace(**kwargs).geturl())
 
     def _replaced_netloc(self, changes: dict[str, Any]) -> str:
@@ -208,6 +208,10 @@ class URLPath(str):
 
     ``make_absolute_url(base_url)`` picks ``http``/``https`` or ``ws``/``wss`` to match
     the security of ``base_url``, so a route reversed inside an HTTPS request stays HTTPS.
+
+    The path is never scheme-relative: ``\\`` is written ``%5C`` (browsers read it as
+    ``/``) and a leading ``//`` as ``/%2F``, so a ``path`` parameter filled with
+    ``/evil.example`` cannot turn a redirect to the reversed path into one to another host.
     """
 
     protocol: str
@@ -217,7 +221,10 @@ class URLPath(str):
         cls, path: str, protocol: Literal["http", "websocket", ""] = "", host: str = ""
     ) -> URLPath:
         if protocol not in ("http", "websocket", ""):
-            raise ValueError(f"protocol must be 'http', 'websocket' or '', not {protocol!r}")
+            raise AssertionError(f"Unknown URL protocol {protocol!r}")
+        path = path.replace("\\", "%5C")
+        if path.startswith("//"):
+            path = "/%2F" + path[2:]
         return str.__new__(cls, path)
 
     def __init__(
@@ -706,9 +713,10 @@ class UploadFile:
     """A file uploaded in a multipart form, with async methods safe to call from handlers.
 
     The form parser spools uploads in a ``SpooledTemporaryFile`` (in memory up to
-    :data:`MAX_SPOOL_SIZE`, on disk beyond). While the data is in memory, reads and writes
-    are just memory copies and run inline; once it is on disk (or will be after this
-    write), they run in a worker thread so a slow disk never stalls the event loop.
+    ``MultiPartParser.spool_max_size`` bytes, on disk beyond). While the data is in memory,
+    reads and writes are just memory copies and run inline; once it is on disk (or will be
+    after this write), they run in a worker thread so a slow disk never stalls the event
+    loop.
     """
 
     def __init__(

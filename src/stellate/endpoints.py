@@ -8,23 +8,18 @@ serves each connection, which makes instance attributes safe per-request state.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
 from stellate import status
 from stellate._concurrency import is_async_callable, run_sync
 from stellate._exception_handling import wrap_app_handling_exceptions
+from stellate._json import parse_json
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, Response
 from stellate.types import Message, Receive, Scope, Send
-from stellate.websockets import (
-    WebSocket,
-    WebSocketDecodeError,
-    WebSocketDisconnect,
-    WebSocketState,
-)
+from stellate.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 __all__ = ["HTTPEndpoint", "WebSocketEndpoint"]
 
@@ -67,7 +62,8 @@ class HTTPEndpoint:
 
     async def dispatch(self) -> None:
         """Run the handler for this request's method, under the app's exception handlers."""
-        request = Request(self.scope, receive=self.receive)
+        # With ``send``: a handler may send early hints or push promises before answering.
+        request = Request(self.scope, receive=self.receive, send=self.send)
         name = self._handler_name(request.method)
         handler = self.method_not_allowed if name is None else getattr(self, name)
 
@@ -105,8 +101,8 @@ class WebSocketEndpoint:
 
     ``encoding`` says what ``on_receive`` gets: ``"text"`` (str), ``"bytes"``, ``"json"``
     (the parsed value, from text or UTF-8 binary frames) or ``None`` (str or bytes as sent).
-    A frame that does not decode closes the connection with 1003 (unsupported data) and
-    ends the session normally: bad client input is not a server error.
+    A frame that does not decode closes the connection with 1003 (unsupported data), then
+    raises ``RuntimeError`` out of the endpoint, as in Starlette (see :meth:`decode`).
     """
 
     encoding: ClassVar[Encoding] = None
@@ -134,13 +130,13 @@ class WebSocketEndpoint:
         """Connect, feed each received frame to ``on_receive``, then report the close.
 
         Once ``on_connect`` has returned, ``on_disconnect`` runs exactly once, with the close
-        code: the client's, the one the application closed with, 1003 for an undecodable
-        frame, 1006 for a connection lost while sending, a ``WebSocketException``'s code,
-        or 1011 when a handler raised. The exception then goes to the application's
-        exception handlers (a ``WebSocketException`` closes with its code; an
-        ``HTTPException`` before accept becomes a denial response or a close), and without
-        a handler to the server's log. A client gone during ``on_connect`` ends the session
-        quietly.
+        code: the client's (1000 when its disconnect carries none), the one the application
+        closed with, 1006 for a connection lost while sending, a ``WebSocketException``'s
+        code, or 1011 when a handler (or :meth:`decode`) raised. The exception then goes to
+        the application's exception handlers (a ``WebSocketException`` closes with its code;
+        an ``HTTPException`` before accept becomes a denial response or a close), and
+        without a handler to the server's log. A client gone during ``on_connect`` ends the
+        session quietly.
         """
         websocket = WebSocket(self.scope, receive=self.receive, send=self.send)
 
@@ -161,11 +157,6 @@ class WebSocketEndpoint:
             close_code = await self._run(websocket)
         except WebSocketDisconnect as exc:
             close_code = exc.code
-        except WebSocketDecodeError as exc:
-            if websocket.application_state is WebSocketState.CONNECTED:
-                await websocket.close(code=exc.code, reason=exc.reason)
-            # An overridden decode() may have closed with a code of its own.
-            close_code = _sent_close_code(websocket)
         except WebSocketException as exc:
             close_code = exc.code
             raise
@@ -180,28 +171,34 @@ class WebSocketEndpoint:
                 return _sent_close_code(websocket)
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return int(message.get("code") or status.WS_1005_NO_STATUS_RCVD)
+                return int(message.get("code") or status.WS_1000_NORMAL_CLOSURE)
             data = await self.decode(websocket, message)
             await self.on_receive(websocket, data)
 
     async def decode(self, websocket: WebSocket, message: Message) -> Any:
         """The payload of a ``websocket.receive`` message, as ``encoding`` asks.
 
-        Raises :class:`~stellate.websockets.WebSocketDecodeError` (code 1003) for a frame of
-        the wrong type or malformed JSON; :meth:`dispatch` turns it into a close.
+        A frame of the wrong type, or one that is not JSON for ``"json"`` (malformed, not
+        UTF-8, nested absurdly deep, an integer past Python's digit limit), is refused as
+        Starlette refuses it: the connection is closed with 1003 (unsupported data), then
+        ``RuntimeError`` is raised -- which ends the session as an error, after
+        ``on_disconnect(websocket, 1011)``.
         """
         text: str | None = message.get("text")
         data: bytes | None = message.get("bytes")
         if self.encoding == "text":
             if text is None:
-                raise WebSocketDecodeError("Expected a text frame, received a binary frame")
+                await _refuse(websocket, "Expected text websocket messages, but got bytes")
             return text
         if self.encoding == "bytes":
             if data is None:
-                raise WebSocketDecodeError("Expected a binary frame, received a text frame")
+                await _refuse(websocket, "Expected bytes websocket messages, but got text")
             return data
         if self.encoding == "json":
-            return _decode_json(text, data)
+            try:
+                return parse_json(text if text is not None else (data or b"").decode("utf-8"))
+            except ValueError:  # JSONDecodeError, UnicodeDecodeError
+                await _refuse(websocket, "Malformed JSON data received.")
         return text if text is not None else data
 
     async def on_connect(self, websocket: WebSocket) -> None:
@@ -215,16 +212,10 @@ class WebSocketEndpoint:
         """Called once when the connection ends, with its close code. Override to clean up."""
 
 
-def _decode_json(text: str | None, data: bytes | None) -> Any:
-    if text is None:
-        try:
-            text = (data or b"").decode("utf-8")
-        except UnicodeDecodeError:
-            raise WebSocketDecodeError("Binary JSON frame is not valid UTF-8") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise WebSocketDecodeError(f"Malformed JSON in frame: {error.msg}") from None
+async def _refuse(websocket: WebSocket, message: str) -> NoReturn:
+    """Refuse a frame that does not decode: close with 1003, then raise ``message``."""
+    await websocket.close(code=status.WS_1003_UNSUPPORTED_DATA)
+    raise RuntimeError(message)
 
 
 def _sent_close_code(websocket: WebSocket) -> int:

@@ -76,10 +76,13 @@ class WebSocketException(Exception):
         return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r})"
 
 
-class StellateDeprecationWarning(DeprecationWarning):
+class StellateDeprecationWarning(UserWarning):
     """Warns about stellate APIs kept for compatibility that will be removed.
 
-    A subclass of ``DeprecationWarning`` so that it can be filtered on its own.
+    A ``UserWarning``, like Starlette's ``StarletteDeprecationWarning``, and not a
+    ``DeprecationWarning``: Python hides those by default outside ``__main__``, and these
+    warnings are meant for the application's developers, who should see them. Filter it
+    on its own by its class.
     """
 
 

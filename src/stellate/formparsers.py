@@ -7,19 +7,26 @@ buffered beyond what the result itself holds, and a file's next disk write:
 
 * text fields are bounded by ``max_part_size`` and their count by ``max_fields``;
 * file parts go straight into an :class:`~stellate.datastructures.UploadFile` (a
-  ``SpooledTemporaryFile``: memory up to 1 MiB, then disk), one chunk at a time while
-  in memory and then up to 256 KiB at a time, and the disk writes run in a worker thread
-  so the event loop never waits on the disk.
+  ``SpooledTemporaryFile``: memory up to ``spool_max_size``, then disk), one chunk at a
+  time while in memory and then up to 256 KiB at a time, and the disk writes run in a
+  worker thread so the event loop never waits on the disk.
 
 The state machines call back synchronously, but writing to a file is async, so the
 callbacks only *record* what happened; :meth:`MultiPartParser.parse` then does the I/O
 after each chunk. The data a callback records is at most one chunk of the body.
 
-Every way a body can be wrong (no boundary, a truncated body, broken part headers, too
-many fields or files, an oversized field) raises :class:`MultiPartException` with a
-message meant for the client: ``Request.form()`` answers it with a 400. Whatever goes
-wrong, including a client disconnect or a cancellation, the files opened so far are
-closed (and thereby removed) before the error leaves the parser.
+Every way a body can be wrong (no boundary, broken framing or part headers, too many
+fields or files, an oversized field) raises :class:`MultiPartException` with Starlette's
+message, meant for the client: ``Request.form()`` answers it with a 400. As in Starlette,
+an empty multipart body is an empty form, and a body that stops before its closing
+boundary gives the parts that were complete. Whatever goes wrong, including a client
+disconnect or a cancellation, the files opened so far are closed (and thereby removed)
+before the error leaves the parser.
+
+Text is decoded as Starlette does: a multipart form with the ``charset`` of the request
+Content-Type (UTF-8 by default; a charset Python does not know is latin-1), and a value
+that is not valid in it as latin-1; an urlencoded form ignores charsets (raw bytes are
+latin-1, percent-escapes UTF-8).
 """
 
 from __future__ import annotations
@@ -27,11 +34,12 @@ from __future__ import annotations
 import codecs
 import enum
 import re
-import tempfile
+import warnings
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
-from urllib.parse import unquote_to_bytes
+from tempfile import SpooledTemporaryFile
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import unquote_plus
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -39,6 +47,7 @@ from python_multipart.multipart import MultipartParser as _StateMachine
 from python_multipart.multipart import parse_options_header
 
 from stellate.datastructures import MAX_SPOOL_SIZE, FormData, Headers, UploadFile
+from stellate.exceptions import StellateDeprecationWarning
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -52,22 +61,48 @@ __all__ = [
 ]
 
 _DEFAULT_CHARSET = "utf-8"
+_INVALID_MULTIPART = "Invalid multipart data."
 # RFC 2046 §5.1.1: a boundary is 1 to 70 characters; we accept any visible ASCII
-# character (a superset of the RFC's list, which clients already stay within).
+# character (a superset of the RFC's list, which clients already stay within). Longer
+# ones (Starlette takes up to 256) are refused as invalid multipart data.
 _MAX_BOUNDARY_LENGTH = 70
 _BOUNDARY_CHARS = frozenset(range(0x21, 0x7F)) | {0x20}
 # Bytes of a file's on-disk data written per worker-thread call (see _write_files).
 _DISK_WRITE_BATCH = 256 * 1024
 
 
-class FormMessage(enum.Enum):
-    """What the urlencoded state machine reported; :class:`FormParser` queues these."""
+class _DeprecatedEnumType(enum.EnumMeta):
+    """Warns when the enum is called (a member looked up by value); reading one does not."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        _warn_form_message()
+        return super().__call__(*args, **kwargs)
+
+
+def _warn_form_message() -> None:
+    warnings.warn(
+        "`FormMessage` is deprecated and will be removed in a future version.",
+        StellateDeprecationWarning,
+        stacklevel=3,
+    )
+
+
+class FormMessage(enum.Enum, metaclass=_DeprecatedEnumType):
+    """Deprecated: the events of the urlencoded state machine, no longer used.
+
+    Looking a member up by value (``FormMessage(1)``) or subclassing warns with
+    ``StellateDeprecationWarning``, as in Starlette.
+    """
 
     FIELD_START = 1
     FIELD_NAME = 2
     FIELD_DATA = 3
     FIELD_END = 4
     END = 5
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        _warn_form_message()
+        super().__init_subclass__(**kwargs)
 
 
 class MultiPartException(Exception):
@@ -93,34 +128,43 @@ class MultipartPart:
     item_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
-def _charset_of(content_type: bytes | str | None, default: str) -> str:
-    """The ``charset`` parameter of a Content-Type, checked to be a codec Python knows."""
+def _form_charset(content_type: bytes | str | None) -> str:
+    """The charset a multipart form's text is decoded with, resolved once per form.
+
+    The ``charset`` parameter of the request Content-Type, UTF-8 by default; one Python
+    does not know (or that is not a text encoding) silently becomes latin-1.
+    """
     _, params = parse_options_header(content_type)
     raw = params.get(b"charset")
     if raw is None:
-        return default
-    return _known_charset(raw.decode("latin-1"))
-
-
-def _known_charset(name: str) -> str:
+        return _DEFAULT_CHARSET
     try:
-        return codecs.lookup(name).name
-    except LookupError:
-        raise MultiPartException(f"Unknown charset {name!r}.") from None
+        name = codecs.lookup(raw.decode("latin-1")).name
+        # A codec that is not bytes-to-text (base64, rot13...) raises LookupError here.
+        b"\x00".decode(name, "replace")
+    except (LookupError, ValueError):
+        return "latin-1"
+    return name
 
 
-def _decode(data: bytes, charset: str) -> str:
-    # Lenient, as browsers are: a byte that is not valid in the charset becomes U+FFFD
-    # rather than failing the whole form.
-    return data.decode(charset, errors="replace")
+def _decode(data: bytes | bytearray, charset: str) -> str:
+    """``data`` in ``charset``, or as latin-1 if it is not valid there (never fails)."""
+    try:
+        return data.decode(charset)
+    except ValueError:  # UnicodeDecodeError, or a codec's own complaint
+        return data.decode("latin-1")
+
+
+def _kilobytes(size: int) -> int:
+    return int(size / 1024)
 
 
 class FormParser:
     """Parse an ``application/x-www-form-urlencoded`` body as it streams in.
 
-    Names and values are percent-decoded as bytes (``+`` is a space; an invalid escape
-    such as ``%zz`` is kept as written, like browsers do) and then decoded with the
-    charset of the Content-Type, or of a ``_charset_`` field, UTF-8 by default.
+    As in Starlette, charsets are ignored: the raw bytes of a name or value are read as
+    latin-1, then percent-decoded (``+`` is a space, escapes are UTF-8 with U+FFFD for
+    invalid sequences, an invalid escape such as ``%zz`` is kept as written).
     """
 
     def __init__(
@@ -135,9 +179,8 @@ class FormParser:
         self.stream = stream
         self.max_fields = max_fields
         self.max_part_size = max_part_size
-        # The fields so far, percent-decoded but still bytes (the charset may come last,
-        # in a _charset_ field).
-        self._fields: list[tuple[bytes, bytes]] = []
+        # The fields so far, decoded.
+        self._fields: list[tuple[str, str | UploadFile]] = []
         self._count = 0
         # The field being built by the callbacks below.
         self._name: list[bytes] = []
@@ -153,7 +196,6 @@ class FormParser:
         between ``&&`` are skipped, a field without ``=`` has an empty value), which
         tests/test_formparser_split.py checks on generated bodies.
         """
-        charset = _charset_of(self.headers.get("content-type"), _DEFAULT_CHARSET)
         # The unfinished field, in pieces (a large value spans chunks): joined once, when
         # it ends, with the first "=" already located so its value is copied only once.
         pending: list[bytes] = []
@@ -191,7 +233,7 @@ class FormParser:
                 self._check_unfinished(pending_size - (equals is not None))
         if pending:
             self._add_pieces(pending, equals)
-        return self._form(charset)
+        return FormData(self._fields)
 
     def _add_field(self, piece: bytes) -> None:
         name, _, value = piece.partition(b"=")
@@ -222,21 +264,11 @@ class FormParser:
             self._too_large()
 
     def _too_many(self) -> NoReturn:
-        raise MultiPartException(f"Too many fields: the limit (max_fields) is {self.max_fields}.")
+        raise MultiPartException(f"Too many fields. Maximum number of fields is {self.max_fields}.")
 
     def _too_large(self) -> NoReturn:
         raise MultiPartException(
-            f"A form field is larger than the limit (max_part_size) of {self.max_part_size} bytes."
-        )
-
-    def _form(self, charset: str) -> FormData:
-        fields = self._fields
-        for raw_name, raw_value in fields:
-            if raw_name == b"_charset_":
-                charset = _known_charset(raw_value.decode("latin-1"))
-        # Lenient, as browsers are (see _decode); inlined, as it runs twice per field.
-        return FormData(
-            [(n.decode(charset, "replace"), v.decode(charset, "replace")) for n, v in fields]
+            f"Field exceeded maximum size of {_kilobytes(self.max_part_size)}KB."
         )
 
     # python-multipart's QuerystringParser callbacks, for code that drives the parser
@@ -264,18 +296,22 @@ class FormParser:
         """The body is over: every field has been ended (``finalize`` ends the last one)."""
 
 
-def _unquote(raw: bytes) -> bytes:
-    if b"%" not in raw and b"+" not in raw:
-        return raw
-    return unquote_to_bytes(raw.replace(b"+", b" "))
+def _unquote(raw: bytes) -> str:
+    """A urlencoded name or value as Starlette reads it: latin-1, then percent-decoded."""
+    text = raw.decode("latin-1")
+    if "%" not in text and "+" not in text:
+        return text
+    return unquote_plus(text)
 
 
 class MultiPartParser:
     """Parse a ``multipart/form-data`` body as it streams in.
 
-    Text fields become strings, decoded with their part's own ``charset``, else the
-    ``_charset_`` field's, else the Content-Type's, else UTF-8. File parts (those with
-    a ``filename``) become :class:`UploadFile` objects carrying the part's headers.
+    Text fields become strings, decoded with the charset of the request Content-Type
+    (see :func:`_form_charset`). File parts (those with a ``filename``) become
+    :class:`UploadFile` objects carrying the part's headers, spooled in a
+    ``SpooledTemporaryFile`` (this module's name, which tests and applications may
+    patch) that moves to disk past ``spool_max_size`` bytes.
 
     ``max_files`` and ``max_fields`` bound the number of file and text parts;
     ``max_part_size`` bounds each text part (files are bounded only by the body limit,
@@ -285,6 +321,11 @@ class MultiPartParser:
     The callbacks run several times per part, so the part being parsed lives in plain
     attributes of the parser (not in a :class:`MultipartPart` per part).
     """
+
+    #: The size at which an upload's spool moves to disk (in a worker thread).
+    spool_max_size = MAX_SPOOL_SIZE
+    #: The default limit on a text part, in bytes.
+    max_part_size = 1024 * 1024
 
     def __init__(
         self,
@@ -300,12 +341,11 @@ class MultiPartParser:
         self.max_files = max_files
         self.max_fields = max_fields
         self.max_part_size = max_part_size
-        # (name, value, charset): a text part's raw bytes and its own charset (None: the
-        # form's, known only at the end), or a file and None.
-        self.items: list[tuple[str, bytes | UploadFile, str | None]] = []
+        # (name, value): a text part's decoded value, or its file.
+        self.items: list[tuple[str, str | UploadFile]] = []
         self._header_field = b""
         self._header_value = b""
-        self._charset = _DEFAULT_CHARSET
+        self._charset = _form_charset(headers.get("content-type"))
         self._file_count = 0
         self._field_count = 0
         self._files: list[UploadFile] = []
@@ -338,8 +378,7 @@ class MultiPartParser:
         part_data = self._part_data
         if len(part_data) + end - start > self.max_part_size:
             raise MultiPartException(
-                f"Field {self._part_name!r} is larger than the limit (max_part_size) "
-                f"of {self.max_part_size} bytes."
+                f"Part exceeded maximum size of {_kilobytes(self.max_part_size)}KB."
             )
         part_data += data[start:end]
 
@@ -348,14 +387,9 @@ class MultiPartParser:
         file = self._part_file
         if file is not None:
             self._finished_files.append(file)
-            self.items.append((name, file, None))
+            self.items.append((name, file))
             return
-        part_type = self._part_type
-        charset = None if part_type is None else _charset_of(part_type, "") or None
-        data = bytes(self._part_data)
-        if name == "_charset_":
-            self._charset = _known_charset(data.decode("latin-1"))
-        self.items.append((name, data, charset))
+        self.items.append((name, _decode(self._part_data, self._charset)))
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         # Usually one slice per header; bytes concatenation of an empty left side is free.
@@ -371,9 +405,7 @@ class MultiPartParser:
         # The state machine ends a value at CR; a lone LF or a NUL inside it would let
         # a client smuggle something into a header that a handler may echo back.
         if b"\n" in value or b"\x00" in value:
-            raise MultiPartException(
-                f"Invalid character (LF or NUL) in the {name.decode('latin-1')!r} part header."
-            )
+            raise MultiPartException(_INVALID_MULTIPART)
         if name == b"content-disposition":
             self._part_disposition = value
         elif name == b"content-type" and self._part_type is None:
@@ -382,26 +414,31 @@ class MultiPartParser:
 
     def on_headers_finished(self) -> None:
         disposition = self._part_disposition
-        if disposition is None:
-            raise MultiPartException("A part has no Content-Disposition header.")
-        raw_name, filename = _disposition_names(disposition)
+        raw_name, filename = (
+            (None, None) if disposition is None else _disposition_names(disposition)
+        )
         if raw_name is None:
-            raise MultiPartException("A part's Content-Disposition header has no name.")
+            raise MultiPartException(
+                'The Content-Disposition header field "name" must be provided.'
+            )
         charset = self._charset
-        self._part_name = raw_name.decode(charset, "replace")  # lenient: see _decode
+        self._part_name = _decode(raw_name, charset)
         if filename is None:
             self._field_count += 1
             if self._field_count > self.max_fields:
                 raise MultiPartException(
-                    f"Too many fields: the limit (max_fields) is {self.max_fields}."
+                    f"Too many fields. Maximum number of fields is {self.max_fields}."
                 )
             self._part_data = bytearray()
             return
         self._file_count += 1
         if self._file_count > self.max_files:
-            raise MultiPartException(f"Too many files: the limit (max_files) is {self.max_files}.")
+            raise MultiPartException(
+                f"Too many files. Maximum number of files is {self.max_files}."
+            )
         # Closed by whoever owns the form (FormData.close), or by parse() on any error.
-        spool = tempfile.SpooledTemporaryFile(max_size=MAX_SPOOL_SIZE)  # noqa: SIM115
+        # The module global, looked up here, so that patching it takes effect.
+        spool = SpooledTemporaryFile(max_size=self.spool_max_size)  # noqa: SIM115
         file = UploadFile(
             file=spool,  # type: ignore[arg-type]
             size=0,
@@ -417,49 +454,36 @@ class MultiPartParser:
     # -- the driver ---------------------------------------------------------------------
 
     async def parse(self) -> FormData:
-        """Read the whole stream; return fields and files in the order they came."""
+        """Read the whole stream; return fields and files in the order they came.
+
+        A body that ends before its closing boundary (an empty one included) gives the
+        parts that were complete, as in Starlette; the file of a part cut short is closed.
+        """
         parsed = False
         try:
             parser = self._state_machine()
             async for chunk in self.stream:
                 try:
                     parser.write(chunk)
-                except MultipartParseError as exc:
-                    raise MultiPartException(f"Malformed multipart body: {exc}.") from None
+                except MultipartParseError:
+                    raise MultiPartException(_INVALID_MULTIPART) from None
                 await self._write_files()
             parser.finalize()
-            if not self._ended:
-                raise MultiPartException(
-                    "The multipart body ended before its closing boundary (truncated body?)."
-                )
             parsed = True
         finally:
             if not parsed:  # malformed, disconnected or cancelled: give the files back
                 await self._close_files()
-        # A text part decodes with its own charset, else the form's (which the
-        # ``_charset_`` field may have set after the part was read); lenient, see _decode.
-        form_charset = self._charset
-        return FormData(
-            [
-                (name, value.decode(charset or form_charset, "replace"))
-                if isinstance(value, bytes)
-                else (name, value)
-                for name, value, charset in self.items
-            ]
-        )
+        if not self._ended:
+            await self._close_unfinished_file()
+        return FormData(self.items)
 
     def _state_machine(self) -> _StateMachine:
         _, params = parse_options_header(self.headers.get("content-type"))
         boundary = params.get(b"boundary")
         if boundary is None:
-            raise MultiPartException("Missing boundary in the multipart/form-data Content-Type.")
+            raise MultiPartException("Missing boundary in multipart.")
         if not 0 < len(boundary) <= _MAX_BOUNDARY_LENGTH or not set(boundary) <= _BOUNDARY_CHARS:
-            raise MultiPartException(
-                "Invalid multipart boundary: it must be 1 to 70 visible ASCII characters."
-            )
-        charset = params.get(b"charset")
-        if charset is not None:
-            self._charset = _known_charset(charset.decode("latin-1"))
+            raise MultiPartException(_INVALID_MULTIPART)
         callbacks: MultipartCallbacks = {
             "on_part_begin": self.on_part_begin,
             "on_part_data": self.on_part_data,
@@ -484,7 +508,7 @@ class MultiPartParser:
         for upload, chunk in data:
             if upload is not self._held_file:
                 await self._write_held()
-                if (upload.size or 0) + len(chunk) <= MAX_SPOOL_SIZE:
+                if (upload.size or 0) + len(chunk) <= self.spool_max_size:
                     await upload.write(chunk)
                     continue
                 self._held_file = upload
@@ -505,6 +529,18 @@ class MultiPartParser:
         held = self._held
         self._held, self._held_size, self._held_file = [], 0, None
         await upload.write(held[0] if len(held) == 1 else b"".join(held))
+
+    async def _close_unfinished_file(self) -> None:
+        """Close the file of the part the body stopped in, which the form does not hold."""
+        await self._write_held()
+        file = self._part_file
+        if (
+            file is not None
+            and file not in self._finished_files
+            and all(value is not file for _, value in self.items)
+        ):
+            with anyio.CancelScope(shield=True):
+                await file.close()
 
     async def _close_files(self) -> None:
         # Shielded: a cancelled request must still give back its file descriptors.

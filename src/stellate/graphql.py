@@ -24,8 +24,8 @@ resolvers run on the event loop, as in graphql-core, so keep them quick.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,6 +46,8 @@ from stellate._graphql_execution import (
 )
 from stellate._graphql_graphiql import ASSET_PARAMETER, GRAPHIQL_HTML, graphiql_asset
 from stellate._graphql_ws import GraphQLWebSocketSession
+from stellate._json import parse_json
+from stellate._lifespan import run_lifespan
 from stellate.background import BackgroundTasks
 from stellate.exceptions import HTTPException
 from stellate.requests import HTTPConnection, Request
@@ -112,6 +114,10 @@ class GraphQLApp:
                 connection_init_timeout=self.connection_init_timeout,
             )
             await session.serve()
+        elif scope["type"] == "lifespan":
+            # Nothing to start or stop; answering lets it be the top-level app of a
+            # server or of ``with TestClient(app):``, as Starlette's GraphQLApp can.
+            await run_lifespan(contextlib.nullcontext(None), scope, receive, send)
         else:
             raise ValueError(
                 f"GraphQLApp serves 'http' and 'websocket' scopes, not {scope['type']!r}."
@@ -206,7 +212,7 @@ def _decode_variables(raw: Any) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except ValueError:
         raise GraphQLRequestError("The 'variables' parameter is not valid JSON.") from None
 
@@ -236,7 +242,7 @@ def _decode_text(body: bytes) -> str:
 
 def _json_params(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(_decode_text(body))
+        data = parse_json(_decode_text(body))
     except ValueError:
         raise GraphQLRequestError("The request body is not valid JSON.") from None
     if isinstance(data, list):

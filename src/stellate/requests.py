@@ -22,6 +22,8 @@ import anyio
 from stellate._awaitable_cm import AwaitableOrContextManager, AwaitableOrContextManagerWrapper
 from stellate._cookies import cookie_parser
 from stellate._disconnect import get_multiplexer, poll
+from stellate._headers import encode_header
+from stellate._json import parse_json
 from stellate.datastructures import URL, Address, Headers, QueryParams, State
 from stellate.types import Message, Receive, Scope, Send
 
@@ -172,6 +174,11 @@ class HTTPConnection(Mapping[str, Any]):
             "SessionMiddleware must be installed to access request.session"
         )
         session: dict[str, Any] = self.scope["session"]
+        # SessionMiddleware's Session counts a fetch as an access (the response then
+        # varies with the cookie); duck-typed so this module needs no itsdangerous.
+        mark_accessed = getattr(session, "mark_accessed", None)
+        if mark_accessed is not None:
+            mark_accessed()
         return session
 
     @property
@@ -205,8 +212,8 @@ class HTTPConnection(Mapping[str, Any]):
         provider = self.scope.get("router") or self.scope.get("app")
         if provider is None:
             raise RuntimeError(
-                "url_for() needs scope['router'] or scope['app']: "
-                "use it inside a stellate application or router."
+                "The `url_for` method can only be used inside a Stellate application "
+                "or with a router."
             )
         url_path = provider.url_path_for(name, **path_params)
         absolute: URL = url_path.make_absolute_url(base_url=self.base_url)
@@ -226,7 +233,6 @@ class Request(HTTPConnection):
     can be read again any number of ways.
     """
 
-    _stream_started = False
     _stream_consumed = False
     _is_disconnected = False
     # Messages that is_disconnected() received while only peeking: the stream gets them.
@@ -263,18 +269,22 @@ class Request(HTTPConnection):
         return await self._receive()
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
-        """Yield the body chunk by chunk, as the client sends it (empty chunks skipped).
+        """Yield the body chunk by chunk, as the client sends it, then one final ``b""``.
 
-        Raises RuntimeError("Stream consumed") if the body was already streamed without
-        being buffered, and ClientDisconnect if the client leaves before the end.
+        Empty chunks are skipped; the final ``b""`` marks the end (as in Starlette). A body
+        already cached by :meth:`body` is yielded whole, then ``b""``. Several streams may
+        be open at once: they share one pass over ``receive``, each chunk going to the one
+        that asks next, and each ends with ``b""`` once the body is complete. Raises
+        RuntimeError("Stream consumed") if the body was completely streamed without
+        being cached, and ClientDisconnect if the client leaves before the end (again on
+        every later call).
         """
         if hasattr(self, "_body"):
-            if self._body:
-                yield self._body
+            yield self._body
+            yield b""
             return
-        if self._stream_started:
+        if self._stream_consumed:
             raise RuntimeError("Stream consumed")
-        self._stream_started = True
         receive = self._receive
         while not self._stream_consumed:
             # Inline, not a helper coroutine: this runs once per body message.
@@ -294,6 +304,7 @@ class Request(HTTPConnection):
             elif message["type"] == "http.disconnect":
                 self._is_disconnected = True
                 raise ClientDisconnect()
+        yield b""
 
     async def body(self) -> bytes:
         """The whole body, read once and cached."""
@@ -313,13 +324,12 @@ class Request(HTTPConnection):
                 # Decoded strictly here: json.loads(bytes) would let UTF-8-encoded
                 # surrogates through ("surrogatepass"), and a handler echoing such a
                 # string would fail later, when its response is encoded.
-                self._json = json.loads(body.decode(json.detect_encoding(body)))
+                text = body.decode(json.detect_encoding(body))
             except UnicodeDecodeError as exc:
                 raise json.JSONDecodeError(
                     f"Invalid encoding: {exc.reason}", "", exc.start
                 ) from None
-            except RecursionError:
-                raise json.JSONDecodeError("JSON nested too deeply", "", 0) from None
+            self._json = parse_json(text)
         return self._json
 
     def form(
@@ -407,9 +417,5 @@ class Request(HTTPConnection):
         """
         if "http.response.early_hint" not in self.scope.get("extensions", {}):
             return
-        links = []
-        for value in (link, *additional_links):
-            if any(char in value for char in "\r\n\x00"):
-                raise ValueError(f"Link header value {value!r} contains CR, LF or NUL.")
-            links.append(value.encode("latin-1"))
+        links = [encode_header("link", value)[1] for value in (link, *additional_links)]
         await self._send({"type": "http.response.early_hint", "links": links})

@@ -19,7 +19,13 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stellate._handler_policy import CANCEL_KEY, TIMEOUT_KEY, check_timeout, run_handler
+from stellate._body_limit import RequestBodyLimitResponder
+from stellate._handler_policy import (
+    check_timeout,
+    publish_policies,
+    resolve_policies,
+    run_handler,
+)
 from stellate._lifespan import (
     adapt_lifespan,
     run_lifespan,
@@ -52,7 +58,6 @@ from stellate.convertors import (
 )
 from stellate.datastructures import URL, URLPath
 from stellate.exceptions import HTTPException
-from stellate.middleware.body_limit import RequestBodyLimitResponder
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, RedirectResponse
 from stellate.types import ASGIApp, Lifespan, Receive, Scope, Send
@@ -88,8 +93,8 @@ class NoMatchFound(Exception):
     """``url_path_for`` found no route of that name taking exactly those parameters."""
 
     def __init__(self, name: str, path_params: dict[str, Any]) -> None:
-        params = ", ".join(sorted(path_params)) or "no parameters"
-        super().__init__(f"no route named {name!r} takes exactly these parameters: {params}")
+        params = ", ".join(path_params)
+        super().__init__(f'No route exists for name "{name}" and params "{params}".')
         self.name = name
         self.path_params = path_params
 
@@ -107,21 +112,12 @@ class Match(enum.Enum):
 _NONE, _PARTIAL, _FULL = Match.NONE, Match.PARTIAL, Match.FULL
 
 # The convertors whose regexes (these ones) can never match a "/" (see _slashes).
+# Read when this module is imported, so a regex a user replaces later no longer counts.
 _SLASH_FREE_REGEXES: dict[type[Convertor[Any]], str] = {
-    StringConvertor: "[^/]+",
-    IntegerConvertor: "[0-9]+",
-    FloatConvertor: r"[0-9]+(?:\.[0-9]+)?",
-    UUIDConvertor: "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    convertor: convertor.regex
+    for convertor in (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
 }
 _NO_MATCH: tuple[Match, Scope] = (_NONE, {})
-
-
-def _compile(template: str, what: str) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
-    """``compile_path``, with the route being built named in the error."""
-    try:
-        return compile_path(template)
-    except ValueError as exc:
-        raise ValueError(f"invalid {what}: {exc}") from None
 
 
 def _merge_params(scope: Scope, params: dict[str, Any]) -> dict[str, Any]:
@@ -197,9 +193,13 @@ class _PathRoute(BaseRoute):
     path_regex: re.Pattern[str]
     path_format: str
     param_convertors: dict[str, Convertor[Any]]
+    # None: match with ``path_regex``, always right. ``_prepare`` sets the exact string
+    # of a template without parameters; a subclass that compiles its own path (FastAPI's
+    # APIRoute, which skips __init__) keeps this default.
+    _exact: str | None = None
 
-    def _prepare(self, what: str) -> None:
-        self.path_regex, self.path_format, self.param_convertors = _compile(self.path, what)
+    def _prepare(self) -> None:
+        self.path_regex, self.path_format, self.param_convertors = compile_path(self.path)
         # A template without parameters matches one exact string: compare, no regex.
         self._exact = None if self.param_convertors else self.path
 
@@ -258,6 +258,13 @@ class Route(_PathRoute):
     ``GET`` because a HEAD answer is a GET answer without its body.
     """
 
+    # Defaults for subclasses that do not call __init__ (FastAPI's APIRoute).
+    methods: set[str] | None = None
+    include_in_schema: bool = True
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool | None = None
+    timeout: float | None = None
+
     def __init__(
         self,
         path: str,
@@ -272,7 +279,7 @@ class Route(_PathRoute):
         timeout: float | None = None,
     ) -> None:
         if not path.startswith("/"):
-            raise ValueError(f"route paths must start with '/', got {path!r}")
+            raise AssertionError("Routed paths must start with '/'")
         self.path = path
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
@@ -289,12 +296,12 @@ class Route(_PathRoute):
         else:
             self.app = endpoint
         self.app = wrap_middleware(self.app, middleware)
-        self.methods: set[str] | None = None
+        self.methods = None
         if methods is not None:
             self.methods = {method.upper() for method in methods}
             if "GET" in self.methods:
                 self.methods.add("HEAD")
-        self._prepare(f"path {path!r} of route {self.name!r}")
+        self._prepare()
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http":
@@ -337,9 +344,8 @@ class Route(_PathRoute):
         if self.max_body_size is not None:
             # Read per request, so that a limit set after construction applies.
             app = RequestBodyLimitResponder(app, self.max_body_size)
-        cancel, timeout = self.cancel_on_disconnect, self.timeout
-        no_cancel = cancel is False or (cancel is None and CANCEL_KEY not in scope)
-        if no_cancel and timeout is None and TIMEOUT_KEY not in scope:
+        cancel, timeout = resolve_policies(scope, self.cancel_on_disconnect, self.timeout)
+        if not cancel and timeout is None:
             # Neither policy applies (the common case): no need for run_handler's layer.
             await app(scope, receive, send)
             return
@@ -396,7 +402,7 @@ class WebSocketRoute(_PathRoute):
         middleware: Sequence[Middleware] | None = None,
     ) -> None:
         if not path.startswith("/"):
-            raise ValueError(f"route paths must start with '/', got {path!r}")
+            raise AssertionError("Routed paths must start with '/'")
         self.path = path
         self.endpoint = endpoint
         self.name = get_name(endpoint) if name is None else name
@@ -406,7 +412,7 @@ class WebSocketRoute(_PathRoute):
         else:
             self.app = endpoint
         self.app = wrap_middleware(self.app, middleware)
-        self._prepare(f"path {path!r} of websocket route {self.name!r}")
+        self._prepare()
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "websocket":
@@ -469,12 +475,19 @@ class Mount(_PathRoute):
     routes what remains and still builds correct absolute URLs. Parameters in the prefix
     (``/users/{username}``) join ``path_params``. Mounted routes are named
     ``"mount_name:route_name"``; ``url_path_for(mount_name, path=...)`` addresses a path
-    inside a mounted app (static files, a sub-application).
+    inside a mounted app (static files, a sub-application). Prefix parameters left out
+    when reversing stay ``{placeholders}`` in the result, as in Starlette.
     """
 
     _matches_whole_path = False
 
     _scope_types = _HTTP_AND_WEBSOCKET
+
+    # Defaults for subclasses that do not call __init__ (they set ``app`` themselves).
+    max_body_size: int | None = None
+    cancel_on_disconnect: bool | None = None
+    timeout: float | None = None
+    _base_app: ASGIApp | None = None
 
     def __init__(
         self,
@@ -489,29 +502,32 @@ class Mount(_PathRoute):
         timeout: float | None = None,
     ) -> None:
         if path != "" and not path.startswith("/"):
-            raise ValueError(f"mount paths must be empty or start with '/', got {path!r}")
-        if (app is None) == (routes is None):
-            raise ValueError(f"Mount({path!r}) needs exactly one of app= or routes=")
+            raise AssertionError("Routed paths must start with '/'")
+        if app is None and routes is None:
+            raise AssertionError("Either 'app=...', or 'routes=' must be specified")
         self.path = path.rstrip("/")
         self.name = name
         self.max_body_size = max_body_size
         # Handed down to the routes inside, which use them unless they set their own.
         self.cancel_on_disconnect = cancel_on_disconnect
         self.timeout = check_timeout(timeout)
-        self._base_app: ASGIApp = Router(routes=routes) if app is None else app
+        self._base_app = Router(routes=routes) if app is None else app
         self.app = wrap_middleware(self._base_app, middleware)
-        self.path_regex, self.path_format, self.param_convertors = _compile(
-            self.path + "/{path:path}", f"path {path!r} of mount {name!r}"
+        self.path_regex, self.path_format, self.param_convertors = compile_path(
+            self.path + "/{path:path}"
         )
         # The format and convertors users see are the prefix's, without the tail.
         self.path_format = self.path_format[: -len("/{path}")]
         del self.param_convertors["path"]
-        self._convertors_with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
+
+    def _mounted(self) -> ASGIApp:
+        """The mounted app or table, inside any middleware given to this mount."""
+        return self.app if self._base_app is None else self._base_app
 
     @property
     def routes(self) -> list[BaseRoute]:
         """The mounted table (empty for an app without one)."""
-        return getattr(self._base_app, "routes", [])
+        return getattr(self._mounted(), "routes", [])
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in _HTTP_AND_WEBSOCKET:
@@ -545,10 +561,7 @@ class Mount(_PathRoute):
         return self._match_prefix
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.cancel_on_disconnect is not None:
-            scope[CANCEL_KEY] = self.cancel_on_disconnect
-        if self.timeout is not None:
-            scope[TIMEOUT_KEY] = self.timeout
+        publish_policies(scope, self.cancel_on_disconnect, self.timeout)
         if self.max_body_size is not None and scope["type"] == "http":
             await RequestBodyLimitResponder(self.app, self.max_body_size)(scope, receive, send)
             return
@@ -558,9 +571,8 @@ class Mount(_PathRoute):
         if self.name is not None and name == self.name and "path" in path_params:
             # A path inside the mounted app: url_path_for("static", path="/css/a.css").
             params = dict(path_params, path=str(path_params["path"]).lstrip("/"))
-            path, remaining = replace_params(
-                self.path_format + "/{path}", self._convertors_with_tail, params
-            )
+            with_tail = {**self.param_convertors, "path": CONVERTOR_TYPES["path"]}
+            path, remaining = replace_params(self.path_format + "/{path}", with_tail, params)
             if not remaining:
                 return URLPath(path=path)
         elif self.name is None or name.startswith(self.name + ":"):
@@ -571,12 +583,12 @@ class Mount(_PathRoute):
 
     def _url_inside(self, name: str, path_params: dict[str, Any]) -> URLPath | None:
         child_name = name if self.name is None else name[len(self.name) + 1 :]
+        # A prefix parameter the caller leaves out stays a `{name}` placeholder in the
+        # result, as in Starlette: the caller may fill it in afterwards.
         own = {key: value for key, value in path_params.items() if key in self.param_convertors}
-        if len(own) != len(self.param_convertors):
-            return None
         prefix, _ = replace_params(self.path_format, self.param_convertors, own)
         rest = {key: value for key, value in path_params.items() if key not in own}
-        url = _child_url(self._base_app, child_name, rest)
+        url = _child_url(self._mounted(), child_name, rest)
         if url is None:
             return None
         return URLPath(path=prefix + str(url), protocol=url.protocol, host=url.host)  # type: ignore[arg-type]
@@ -597,18 +609,18 @@ class Host(BaseRoute):
     """Route by hostname: ``Host("{tenant}.example.org", app)``.
 
     The ``Host`` header is matched without its port and ignoring case; parameters in the
-    host template join ``path_params``.
+    host template join ``path_params``. A missing or malformed header (userinfo, ``#``, a
+    bad port or IP literal) matches no ``Host`` route, so nothing is captured from it.
+    Parameters left out when reversing stay ``{placeholders}`` in the URL's host.
     """
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         if host.startswith("/"):
-            raise ValueError(f"host patterns must not start with '/', got {host!r}")
+            raise AssertionError("Host must not start with '/'")
         self.host = host
         self.app = app
         self.name = name
-        self.host_regex, self.host_format, self.param_convertors = _compile(
-            host, f"host {host!r} of host route {name!r}"
-        )
+        self.host_regex, self.host_format, self.param_convertors = compile_path(host)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -618,7 +630,8 @@ class Host(BaseRoute):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] not in _HTTP_AND_WEBSOCKET:
             return _NO_MATCH
-        found = self.host_regex.match(request_host(scope))
+        host = request_host(scope)
+        found = None if host is None else self.host_regex.match(host)
         if found is None:
             return _NO_MATCH
         params = convert_params(found.groupdict(), self.param_convertors)
@@ -634,17 +647,17 @@ class Host(BaseRoute):
         await self.app(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        # A host parameter the caller leaves out stays a `{name}` placeholder (as Mount).
         own = {key: value for key, value in path_params.items() if key in self.param_convertors}
-        if len(own) == len(self.param_convertors):
-            host, _ = replace_params(self.host_format, self.param_convertors, own)
-            rest = {key: value for key, value in path_params.items() if key not in own}
-            if self.name is not None and name == self.name and set(rest) == {"path"}:
-                return URLPath(path=str(rest["path"]), host=host)
-            if self.name is None or name.startswith(self.name + ":"):
-                child_name = name if self.name is None else name[len(self.name) + 1 :]
-                url = _child_url(self.app, child_name, rest)
-                if url is not None:
-                    return URLPath(path=str(url), protocol=url.protocol, host=host)  # type: ignore[arg-type]
+        host, _ = replace_params(self.host_format, self.param_convertors, own)
+        rest = {key: value for key, value in path_params.items() if key not in own}
+        if self.name is not None and name == self.name and set(rest) == {"path"}:
+            return URLPath(path=str(rest["path"]), host=host)
+        if self.name is None or name.startswith(self.name + ":"):
+            child_name = name if self.name is None else name[len(self.name) + 1 :]
+            url = _child_url(self.app, child_name, rest)
+            if url is not None:
+                return URLPath(path=str(url), protocol=url.protocol, host=host)  # type: ignore[arg-type]
         raise NoMatchFound(name, path_params)
 
     _native_url_path_for = url_path_for
@@ -667,6 +680,11 @@ class Router:
     trailing slash toggled with a 307 to that path. ``default`` answers what nothing
     matches (a 404 by default).
     """
+
+    # Defaults for subclasses that set Starlette's attributes instead of calling __init__.
+    redirect_slashes: bool = True
+    max_body_size: int | None = None
+    _indexed_version = _named_version = -1
 
     def __init__(
         self,
@@ -805,8 +823,12 @@ class Router:
         """Run the ASGI lifespan protocol around ``lifespan_context``."""
         app = scope.get("app", self)
         context = self.lifespan_context(app)
-        if self.on_startup or self.on_shutdown:
-            context = with_event_handlers(context, self.on_startup, self.on_shutdown)
+        # Read with a default: Starlette 1.x's Router no longer sets them, so a subclass
+        # that sets Starlette's attributes itself may not have them.
+        on_startup = getattr(self, "on_startup", None) or ()
+        on_shutdown = getattr(self, "on_shutdown", None) or ()
+        if on_startup or on_shutdown:
+            context = with_event_handlers(context, on_startup, on_shutdown)
         await run_lifespan(context, scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:

@@ -1,7 +1,7 @@
 """OpenAPI schemas assembled from the YAML in endpoint docstrings.
 
-The documentation of an endpoint lives next to its code: everything in the docstring after
-a line holding only ``---`` is YAML describing that operation::
+The documentation of an endpoint lives next to its code: the docstring after its last
+``---`` (or the whole docstring, if it has none) is YAML describing that operation::
 
     async def list_users(request):
         \"\"\"List the users.
@@ -10,6 +10,9 @@ a line holding only ``---`` is YAML describing that operation::
           200:
             description: A list of users.
         \"\"\"
+
+This is Starlette's rule, so a docstring that is nothing but YAML documents its endpoint,
+and one whose YAML is not a mapping (plain prose, usually) documents nothing.
 
 :class:`SchemaGenerator` walks an application's routes (through ``Mount`` and ``Host``, and
 into the methods of ``HTTPEndpoint`` classes), collects those fragments under their paths
@@ -37,10 +40,13 @@ except ModuleNotFoundError:  # pragma: no cover - pyyaml is part of stellate[ful
 
 __all__ = ["BaseSchemaGenerator", "EndpointInfo", "OpenAPIResponse", "SchemaGenerator"]
 
-#: The methods an HTTPEndpoint may document (HEAD mirrors GET, so it has no entry).
-_ENDPOINT_METHODS = ("get", "post", "put", "patch", "delete", "options", "trace")
+#: The methods an HTTPEndpoint may document, whatever its route's ``methods`` (as in
+#: Starlette: HEAD mirrors GET, and TRACE is not documented).
+_ENDPOINT_METHODS = ("get", "post", "put", "patch", "delete", "options", "query")
 _CONVERTOR = re.compile(r"{([^{}:]+):[^{}]*}")
-_SEPARATOR = re.compile(r"^[ \t]*---[ \t]*$", re.MULTILINE)
+_OPENAPI_VERSION = re.compile(r"(\d+)\.(\d+)")
+#: The first OpenAPI version that knows the QUERY method.
+_QUERY_SINCE = (3, 2)
 
 
 def _require_yaml() -> Any:
@@ -55,13 +61,11 @@ class OpenAPIResponse(Response):
     media_type = "application/vnd.oai.openapi"
 
     def render(self, content: Any) -> bytes:
+        """PyYAML's ``dump`` in block style with its defaults, as Starlette renders it:
+        keys sorted at every level, non-ASCII text escaped."""
         if not isinstance(content, dict):
-            raise TypeError(
-                f"OpenAPIResponse content must be a dict, not {type(content).__name__}."
-            )
-        text: str = _require_yaml().safe_dump(
-            content, default_flow_style=False, sort_keys=False, allow_unicode=True
-        )
+            raise AssertionError("The schema passed to OpenAPIResponse should be a dictionary.")
+        text: str = _require_yaml().dump(content, default_flow_style=False)
         return text.encode("utf-8")
 
 
@@ -99,32 +103,18 @@ class BaseSchemaGenerator:
                     yield EndpointInfo(path, method, func)
 
     def parse_docstring(self, func_or_method: Callable[..., Any]) -> dict[str, Any]:
-        """The YAML after the ``---`` line of the docstring, as a dict ({} if none).
+        """The operation documented by a docstring, as Starlette reads it ({} if none).
 
-        A docstring without a ``---`` line is prose and is not parsed, so a sentence with
-        a colon never breaks the schema. Invalid YAML, or YAML that is not a mapping,
-        raises ``ValueError`` naming the endpoint, since a half-documented API is worse
-        than an error at the first schema request.
+        The raw docstring after its last ``---`` (all of it without one) is loaded with
+        PyYAML's safe loader: a mapping is the operation, anything else (prose loading
+        as a string, a list, nothing) gives ``{}``. Invalid YAML raises PyYAML's own
+        error. A ``functools.partial`` is documented by the function it wraps.
         """
-        docstring = inspect.getdoc(unwrap_callable(func_or_method))
+        docstring = unwrap_callable(func_or_method).__doc__
         if not docstring:
             return {}
-        parts = _SEPARATOR.split(docstring, maxsplit=1)
-        if len(parts) < 2:
-            return {}
-        name = _describe(func_or_method)
-        try:
-            parsed = _require_yaml().safe_load(parts[1])
-        except yaml.YAMLError as exc:
-            raise ValueError(f"Invalid OpenAPI YAML in the docstring of {name}: {exc}") from exc
-        if parsed is None:
-            return {}
-        if not isinstance(parsed, dict):
-            raise ValueError(
-                f"The OpenAPI YAML in the docstring of {name} must be a mapping, "
-                f"not {type(parsed).__name__}."
-            )
-        return parsed
+        parsed = _require_yaml().safe_load(docstring.split("---")[-1])
+        return parsed if isinstance(parsed, dict) else {}
 
     def OpenAPIResponse(self, request: Request) -> Response:
         """The schema of the application serving ``request``, as a YAML response."""
@@ -139,9 +129,17 @@ class SchemaGenerator(BaseSchemaGenerator):
         self.base_schema = base_schema
 
     def get_schema(self, routes: list[BaseRoute]) -> dict[str, Any]:
+        """The base schema with every documented operation under ``paths``.
+
+        ``query`` operations are left out unless the base schema's ``openapi`` version
+        is 3.2 or later (earlier versions have no QUERY method), as in Starlette.
+        """
         schema = copy.deepcopy(self.base_schema)
         paths: dict[str, Any] = schema.setdefault("paths", {})
+        with_query = _openapi_version(schema.get("openapi")) >= _QUERY_SINCE
         for endpoint in self.get_endpoints(routes):
+            if endpoint.http_method == "query" and not with_query:
+                continue
             operation = self.parse_docstring(endpoint.func)
             if operation:
                 paths.setdefault(endpoint.path, {})[endpoint.http_method] = operation
@@ -153,9 +151,15 @@ def _strip_convertors(path: str) -> str:
     return _CONVERTOR.sub(r"{\1}", path)
 
 
+def _openapi_version(value: Any) -> tuple[int, int]:
+    """``(major, minor)`` of an ``openapi`` value such as ``"3.1.0"``; (0, 0) if unreadable."""
+    found = _OPENAPI_VERSION.match(value) if isinstance(value, str) else None
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
 def _operations(route: Route) -> Iterator[tuple[str, Callable[..., Any]]]:
-    """(method, handler) pairs of a route: its methods for a function endpoint, or the
-    handler methods defined by an endpoint class, limited to ``route.methods`` if set."""
+    """(method, handler) pairs of a route: its methods for a function endpoint, or every
+    handler method an endpoint class defines (whatever ``route.methods`` says)."""
     endpoint = route.endpoint
     target = unwrap_callable(endpoint)
     if inspect.isfunction(target) or inspect.ismethod(target):
@@ -163,20 +167,12 @@ def _operations(route: Route) -> Iterator[tuple[str, Callable[..., Any]]]:
             if method != "HEAD":
                 yield method.lower(), endpoint
         return
-    allowed = {method.lower() for method in route.methods} if route.methods else None
     for method in _ENDPOINT_METHODS:
         handler = getattr(target, method, None)
-        if callable(handler) and (allowed is None or method in allowed):
+        if callable(handler):
             yield method, handler
 
 
 def _method_order(method: str) -> tuple[int, str]:
     known = [m.upper() for m in _ENDPOINT_METHODS]
     return (known.index(method), "") if method in known else (len(known), method)
-
-
-def _describe(func: Callable[..., Any]) -> str:
-    target = unwrap_callable(func)
-    name = getattr(target, "__qualname__", None) or repr(target)
-    module = getattr(target, "__module__", None)
-    return f"{module}.{name}" if module else name

@@ -11,8 +11,11 @@ call owns, so none of them outlives the response:
 * it sends a comment line every ``ping`` seconds, so proxies and load balancers that
   close idle connections leave the stream alone, and a client that went away silently
   is noticed at the next write;
-* it listens for the client's disconnect and stops at once, closing the iterator so
-  its ``finally`` blocks run (a subscription is released, a counter decremented);
+* it stops at once when the client disconnects (noticed as every streamed body
+  notices it, see :mod:`stellate._sending`; on ASGI 2.4 servers a failing ping is how
+  a silent leave is seen), closing the iterator so its ``finally`` blocks run, with a
+  few seconds, shielded, for their awaits (a subscription is released, a counter
+  decremented);
 * it marks itself uncacheable (``Cache-Control: no-store``) and asks nginx-style proxies
   not to buffer it (``X-Accel-Buffering: no``); ``GZipMiddleware`` leaves
   ``text/event-stream`` uncompressed, since a compressor would hold events back.
@@ -30,8 +33,8 @@ from typing import Any
 
 import anyio
 
-from stellate._concurrency import collapse_excgroups, iterate_in_threads, run_sync
-from stellate._disconnect import get_multiplexer
+from stellate._concurrency import iterate_in_threads, run_sync
+from stellate._sending import prefixed_send, send_until_disconnect
 from stellate.background import BackgroundTask
 from stellate.responses import StreamingResponse
 from stellate.types import Message, Receive, Scope, Send
@@ -41,8 +44,6 @@ __all__ = ["EventSourceResponse", "ServerSentEvent"]
 # The SSE grammar ends a line at CRLF, CR or LF; str.splitlines would also split at
 # form feeds, vertical tabs and Unicode separators, which are ordinary data there.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# How long an iterator's cleanup may take once the client has gone.
-_CLOSE_GRACE = 5.0
 
 
 def _single_line(field: str, value: str | None) -> str | None:
@@ -137,7 +138,7 @@ def _as_event(item: Any) -> ServerSentEvent:
     )
 
 
-_PING = b": ping\n\n"
+_PING_MESSAGE: Message = {"type": "http.response.body", "body": b": ping\n\n", "more_body": True}
 
 
 class EventSourceResponse(StreamingResponse):
@@ -173,6 +174,7 @@ class EventSourceResponse(StreamingResponse):
             self.events = iterate_in_threads(content)
         self._chunks = self._encoded(self.events)
         self.body_iterator = self._chunks
+        self._sync_content = self._sync_events  # a sync iterator is there to be closed
         self.status_code = status_code
         self.background = background
         merged = {"cache-control": "no-store", "x-accel-buffering": "no"}
@@ -185,83 +187,64 @@ class EventSourceResponse(StreamingResponse):
             yield _as_event(item).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(self._start_message(""))
+        send = prefixed_send(scope, send)
         if scope.get("method") == "HEAD":
+            await send(self._start_message(""))
             await send({"type": "http.response.body", "body": b""})
-            await self._close_events()
+            await self._close_iterator()
         else:
-            await self._run_stream(scope, receive, send)
+            channel = _Channel()
+            await send_until_disconnect(
+                scope,
+                receive,
+                send,
+                partial(self._stream_through, channel),
+                listen=self.listen_for_disconnect,
+                watch=None if self.ping is None else partial(self._ping, channel, self.ping),
+            )
         if self.background is not None:
             await self.background()
 
-    async def _run_stream(self, scope: Scope, receive: Receive, send: Send) -> None:
-        channel = _Channel(send)
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
-                group.start_soon(partial(self._send_events, channel, group.cancel_scope))
-                if self.ping is not None:
-                    group.start_soon(self._send_pings, channel, self.ping)
-                await self._wait_disconnect(scope, receive)
-                group.cancel_scope.cancel()
+    async def _stream_through(self, channel: _Channel, send: Send) -> None:
+        await self.stream_response(partial(channel.send, send))
 
-    async def _wait_disconnect(self, scope: Scope, receive: Receive) -> None:
-        mux = get_multiplexer(scope)
-        if mux is None:
-            await self.listen_for_disconnect(receive)
-        else:
-            await mux.wait_disconnected()
-
-    async def _send_events(self, channel: _Channel, done: anyio.CancelScope) -> None:
-        try:
-            async for chunk in self._chunks:
-                if not await channel.send(chunk):
-                    return
-            await channel.send(b"", more_body=False)
-        finally:
-            channel.ended = True
-            await self._close_events()
-            done.cancel()
-
-    async def _send_pings(self, channel: _Channel, interval: float) -> None:
+    @staticmethod
+    async def _ping(channel: _Channel, interval: float, send: Send) -> BaseException | None:
+        """Send a comment every ``interval`` seconds; return the error once one fails."""
         while True:
             await anyio.sleep(interval)
-            if not await channel.send(_PING):
-                return
+            try:
+                await channel.send(send, _PING_MESSAGE)
+            except Exception as exc:  # the client is gone (or the server broke): stop
+                return exc
 
-    async def _close_events(self) -> None:
-        """Close the iterators now, so their cleanup runs even if the client has gone."""
-        with anyio.move_on_after(_CLOSE_GRACE, shield=True):
-            await self._chunks.aclose()
-            aclose = getattr(self.events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            close = getattr(self._sync_events, "close", None)
-            if close is not None:
-                await run_sync(close)
+    async def _close_iterators(self) -> None:
+        """Close the encoder and the iterators under it, so their cleanup runs now."""
+        await self._chunks.aclose()
+        aclose = getattr(self.events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        close = getattr(self._sync_events, "close", None)
+        if close is not None:
+            await run_sync(close)
 
 
 class _Channel:
-    """The response's ``send``, shared by the event and ping tasks one message at a time."""
+    """The response's ``send``, shared by the events and the pings one message at a time.
 
-    __slots__ = ("_lock", "_send", "ended")
+    Nothing goes out after the last body message, so a ping can never follow it.
+    """
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    __slots__ = ("_lock", "ended")
+
+    def __init__(self) -> None:
         self._lock = anyio.Lock()
         self.ended = False
 
-    async def send(self, chunk: bytes, *, more_body: bool = True) -> bool:
-        """Send a body chunk; False once the stream has ended or the client is gone."""
-        message: Message = {"type": "http.response.body", "body": chunk, "more_body": more_body}
+    async def send(self, send: Send, message: Message) -> None:
         async with self._lock:
             if self.ended:
-                return False
-            try:
-                await self._send(message)
-            except OSError:
-                # ASGI 2.4 servers raise OSError from send once the client has gone.
+                return
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
                 self.ended = True
-                return False
-            if not more_body:
-                self.ended = True
-        return True
+            await send(message)

@@ -9,25 +9,26 @@ joined under each directory and resolved (symlinks and ``..`` included, with
 ``follow_symlink=True`` only ``..`` is resolved (``os.path.abspath``), so symlinks inside
 the directory may point anywhere, as their owner decided.
 
-Errors come as :class:`~stellate.exceptions.HTTPException` (404, 405 with ``Allow``), so an
-application's exception handlers render them; mounted without ExceptionMiddleware above
-it, StaticFiles renders them itself as plain text. A websocket connection is refused by
-closing it.
+Errors are raised as :class:`~stellate.exceptions.HTTPException` (404, 405 with ``Allow``,
+401 for a file the server may not read), as in Starlette: an application's exception
+handlers render them; used on its own (or under a bare ``Router``) the exception
+propagates to the caller. Other unexpected ``OSError``s from the lookup propagate too.
+A websocket connection is refused by closing it.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import stat
 
 from stellate._concurrency import run_sync
 from stellate._conditional import is_not_modified, not_modified_headers
-from stellate._exception_handling import SCOPE_KEY
 from stellate._routing_paths import get_route_path
 from stellate.datastructures import URL, Headers
 from stellate.exceptions import HTTPException
-from stellate.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from stellate.responses import FileResponse, RedirectResponse, Response
 from stellate.types import Receive, Scope, Send
 
 __all__ = ["NotModifiedResponse", "PathLike", "StaticFiles"]
@@ -36,6 +37,8 @@ PathLike = str | os.PathLike[str]
 
 _WINDOWS = os.name == "nt"
 _METHOD_NOT_ALLOWED_HEADERS = {"Allow": "GET, HEAD"}
+# Names that cannot lead to a file: too long, or a symlink loop (like a dangling link).
+_NOT_FOUND_ERRNOS = frozenset((errno.ENAMETOOLONG, errno.ELOOP))
 
 
 class NotModifiedResponse(Response):
@@ -81,9 +84,7 @@ class StaticFiles:
         self.config_checked = False
         self.follow_symlink = follow_symlink
         if check_dir and directory is not None and not os.path.isdir(directory):
-            if os.path.exists(directory):
-                raise RuntimeError(f"StaticFiles path '{directory}' is not a directory.")
-            raise RuntimeError(f"StaticFiles directory '{directory}' does not exist.")
+            raise RuntimeError(f"Directory '{directory}' does not exist")
 
     def get_directories(
         self,
@@ -110,12 +111,7 @@ class StaticFiles:
             await self.check_config()
             self.config_checked = True
         path = self.get_path(scope)
-        try:
-            response = await self.get_response(path, scope)
-        except HTTPException as exc:
-            if SCOPE_KEY in scope:
-                raise  # the application's handlers render it
-            response = PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
+        response = await self.get_response(path, scope)
         await response(scope, receive, send)
 
     def get_path(self, scope: Scope) -> str:
@@ -135,10 +131,10 @@ class StaticFiles:
         return os.path.normpath(os.path.join(".", *segments))
 
     async def get_response(self, path: str, scope: Scope) -> Response:
-        """The response for ``path``; raises HTTPException (404, 405) when there is none."""
+        """The response for ``path``; raises HTTPException (404, 405, 401) when there is none."""
         if scope["method"] not in ("GET", "HEAD"):
             raise HTTPException(status_code=405, headers=_METHOD_NOT_ALLOWED_HEADERS)
-        full_path, stat_result = await run_sync(self.lookup_path, path)
+        full_path, stat_result = await self._lookup(path)
         if stat_result is not None and stat.S_ISREG(stat_result.st_mode):
             return self.file_response(full_path, stat_result, scope)
         if stat_result is not None and stat.S_ISDIR(stat_result.st_mode) and self.html:
@@ -146,13 +142,24 @@ class StaticFiles:
             if index is not None:
                 return index
         if self.html:
-            full_path, stat_result = await run_sync(self.lookup_path, "404.html")
+            full_path, stat_result = await self._lookup("404.html")
             if stat_result is not None and stat.S_ISREG(stat_result.st_mode):
                 return FileResponse(full_path, stat_result=stat_result, status_code=404)
         raise HTTPException(status_code=404)
 
+    async def _lookup(self, path: str) -> tuple[str, os.stat_result | None]:
+        """:meth:`lookup_path` in a worker thread, its errors turned into HTTP answers."""
+        try:
+            return await run_sync(self.lookup_path, path)
+        except PermissionError:
+            raise HTTPException(status_code=401) from None
+        except OSError as exc:
+            if exc.errno in _NOT_FOUND_ERRNOS:  # from an overridden lookup_path
+                raise HTTPException(status_code=404) from None
+            raise
+
     async def _html_index(self, path: str, scope: Scope) -> Response | None:
-        full_path, stat_result = await run_sync(self.lookup_path, os.path.join(path, "index.html"))
+        full_path, stat_result = await self._lookup(os.path.join(path, "index.html"))
         if stat_result is None or not stat.S_ISREG(stat_result.st_mode):
             return None
         if not scope["path"].endswith("/"):
@@ -164,7 +171,9 @@ class StaticFiles:
         """The first file or directory at ``path`` inside a served directory, with its stat.
 
         Returns ``("", None)`` when there is none, including when ``path`` would resolve
-        outside every directory or holds characters no safe path holds.
+        outside every directory or holds characters no safe path holds, is too long or is
+        a symlink loop. Other errors (``PermissionError``, an I/O error) propagate:
+        :meth:`get_response` answers them as Starlette does.
         """
         if any(_is_unsafe_segment(segment) for segment in path.split(os.sep)):
             return "", None
@@ -176,8 +185,12 @@ class StaticFiles:
                 if os.path.commonpath([base, full_path]) != base:
                     continue
                 return full_path, os.stat(full_path)
-            except (OSError, ValueError):
-                # Missing, not a directory, name too long, symlink loop, another drive.
+            except (FileNotFoundError, NotADirectoryError, ValueError):
+                # Missing, under something that is not a directory, or on another drive.
+                continue
+            except OSError as exc:
+                if exc.errno not in _NOT_FOUND_ERRNOS:
+                    raise
                 continue
         return "", None
 
@@ -218,10 +231,11 @@ class StaticFiles:
 
 
 def _package_directory(package: str, statics: str) -> str:
+    # AssertionError with Starlette's texts: code written for Starlette catches these.
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise RuntimeError(f"Package {package!r} for StaticFiles is not installed.")
+        raise AssertionError(f"Package {package!r} could not be found.")
     directory = os.path.normpath(os.path.join(os.path.dirname(spec.origin), statics))
     if not os.path.isdir(directory):
-        raise RuntimeError(f"Directory {statics!r} in package {package!r} could not be found.")
+        raise AssertionError(f"Directory '{statics!r}' in package {package!r} could not be found.")
     return directory

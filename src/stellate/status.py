@@ -6,6 +6,10 @@ Each constant is a plain ``int`` named after its code and reason phrase, so that
 
 from __future__ import annotations
 
+import warnings
+
+from stellate.exceptions import StellateDeprecationWarning
+
 __all__ = [
     "HTTP_100_CONTINUE",
     "HTTP_101_SWITCHING_PROTOCOLS",
@@ -165,3 +169,30 @@ WS_1012_SERVICE_RESTART = 1012
 WS_1013_TRY_AGAIN_LATER = 1013
 WS_1014_BAD_GATEWAY = 1014
 WS_1015_TLS_HANDSHAKE = 1015
+
+# Names from before RFC 9110, still resolved (with a warning) as Starlette does: old code
+# keeps working while it is told what to write instead.
+_DEPRECATED_NAMES: dict[str, str] = {
+    "HTTP_413_REQUEST_ENTITY_TOO_LARGE": "HTTP_413_CONTENT_TOO_LARGE",
+    "HTTP_414_REQUEST_URI_TOO_LONG": "HTTP_414_URI_TOO_LONG",
+    "HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE": "HTTP_416_RANGE_NOT_SATISFIABLE",
+    "HTTP_422_UNPROCESSABLE_ENTITY": "HTTP_422_UNPROCESSABLE_CONTENT",
+}
+
+
+def __getattr__(name: str) -> int:
+    """The deprecated aliases, each access warning with ``StellateDeprecationWarning``."""
+    new_name = _DEPRECATED_NAMES.get(name)
+    if new_name is None:
+        raise AttributeError(f"module '{__name__}' has no attribute '{name}'")
+    warnings.warn(
+        f"'{name}' is deprecated. Use '{new_name}' instead.",
+        StellateDeprecationWarning,
+        stacklevel=2,
+    )
+    code: int = globals()[new_name]
+    return code
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_DEPRECATED_NAMES])

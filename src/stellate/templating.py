@@ -88,8 +88,9 @@ class Jinja2Templates:
         context_processors: list[ContextProcessor] | None = None,
         env: jinja2.Environment | None = None,
     ) -> None:
-        if (directory is None) == (env is None):
-            raise TypeError("Jinja2Templates needs exactly one of 'directory' or 'env'.")
+        # Starlette's test and text: truthiness, so an empty directory counts as none.
+        if bool(directory) == bool(env):
+            raise AssertionError("either 'directory' or 'env' arguments must be passed")
         self.env = env if env is not None else self._create_env(directory or ())
         self.env.globals.setdefault("url_for", _url_for)
         self.context_processors = list(context_processors or [])

@@ -17,57 +17,66 @@ response, session or client that owns it is closed. The ASGI protocol itself is 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
-import inspect
-from collections.abc import Callable, Generator, Iterator, Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import anyio.from_thread
-import httpx
+import anyio.to_thread
 from anyio.from_thread import BlockingPortal
+from anyio.streams.stapled import StapledObjectStream
 
-from stellate._concurrency import is_async_callable
+from stellate.exceptions import StellateDeprecationWarning
+from stellate.testing._httpx import httpx
 from stellate.testing._transport import (
     HTTPExchange,
     LifespanDriver,
     WebSocketChannel,
     WebSocketDenialResponse,
+    WebSocketUpgrade,
+    as_asgi3,
     bytes_message,
+    default_headers,
     disconnect_message,
     frame_bytes,
     frame_json,
     frame_text,
-    handshake_headers,
     http_scope,
+    is_websocket_request,
     json_message,
+    raise_collected,
     text_message,
+    websocket_handshake,
     websocket_scope,
 )
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["TestClient", "WebSocketDenialResponse", "WebSocketTestSession"]
+__all__ = [
+    "ASGI2App",
+    "ASGI3App",
+    "ASGIInstance",
+    "TestClient",
+    "WebSocketDenialResponse",
+    "WebSocketTestSession",
+]
 
 _PortalFactoryType = Callable[[], contextlib.AbstractContextManager[BlockingPortal]]
+
+#: The callable an ASGI 2 application returns for a scope.
+ASGIInstance = Callable[[Receive, Send], Awaitable[None]]
+#: An ASGI 2 ("double callable") application: ``app(scope)(receive, send)``.
+ASGI2App = Callable[[Scope], ASGIInstance]
+#: An ASGI 3 application: ``app(scope, receive, send)``.
 ASGI3App = ASGIApp
 
-
-class _WrapASGI2:
-    """Run an ASGI 2 (double-callable) application as an ASGI 3 one."""
-
-    def __init__(self, app: Callable[[Scope], Callable[[Receive, Send], Any]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        instance = self.app(scope)
-        await instance(receive, send)
-
-
-def _as_asgi3(app: Any) -> ASGIApp:
-    if inspect.isclass(app) or not is_async_callable(app):
-        return _WrapASGI2(app)
-    return app
+_TIMEOUT_WARNING = (
+    "You should not use the 'timeout' argument with the TestClient. "
+    "See https://github.com/Kludex/starlette/issues/1108 for more information."
+)
 
 
 class WebSocketTestSession:
@@ -77,7 +86,8 @@ class WebSocketTestSession:
     ``WebSocketDisconnect`` if the app closed instead, :class:`WebSocketDenialResponse` if
     it answered with an HTTP response, or the app's own exception. Leaving it tells the app
     the client went away (``websocket.disconnect``, code 1000), lets it finish, and cancels
-    it if it would wait forever.
+    it if it would wait forever; the exception the app ended with, if any, is raised then
+    -- ``WebSocketDisconnect`` included, when the endpoint did not catch it.
     """
 
     def __init__(self, app: ASGI3App, scope: Scope, portal_factory: _PortalFactoryType) -> None:
@@ -88,7 +98,8 @@ class WebSocketTestSession:
         self.extra_headers: list[tuple[bytes, bytes]] | None = None
         self._stack: contextlib.ExitStack | None = None
         self._channel: WebSocketChannel | None = None
-        self._portal: BlockingPortal | None = None
+        #: The portal the session's app runs in (while the session is open).
+        self.portal: BlockingPortal | None = None
 
     def __enter__(self) -> Self:
         with contextlib.ExitStack() as stack:
@@ -98,7 +109,7 @@ class WebSocketTestSession:
             stack.callback(portal.call, channel.shutdown)
             portal.call(channel.connect)
             self._stack = stack.pop_all()
-        self._portal, self._channel = portal, channel
+        self.portal, self._channel = portal, channel
         self.accepted_subprotocol = channel.accepted_subprotocol
         self.extra_headers = channel.extra_headers
         return self
@@ -110,9 +121,9 @@ class WebSocketTestSession:
         return None
 
     def _require(self) -> tuple[BlockingPortal, WebSocketChannel]:
-        if self._stack is None or self._portal is None or self._channel is None:
+        if self._stack is None or self.portal is None or self._channel is None:
             raise RuntimeError("Use the WebSocket session inside its 'with' block.")
-        return self._portal, self._channel
+        return self.portal, self._channel
 
     def send(self, message: Message) -> None:
         """Deliver a raw ASGI message to the app's ``receive()``."""
@@ -157,23 +168,44 @@ class _PortalByteStream(httpx.SyncByteStream):
     """A response body pulled chunk by chunk from the app running in the portal."""
 
     def __init__(
-        self, portal: BlockingPortal, exchange: HTTPExchange, stack: contextlib.ExitStack
+        self,
+        portal: BlockingPortal,
+        exchange: HTTPExchange,
+        stack: contextlib.ExitStack,
+        registry: set[_PortalByteStream],
     ) -> None:
         self._portal = portal
         self._exchange = exchange
         self._stack = stack
+        self._registry = registry
+        registry.add(self)
 
     def __iter__(self) -> Iterator[bytes]:
         while (chunk := self._portal.call(self._exchange.next_chunk)) is not None:
             yield chunk
 
     def close(self) -> None:
-        """Cancel the app if it still runs (the caller stopped reading), then free the portal."""
-        self._stack.close()
+        """Wait for the app if the whole response was received, else cancel it; free the portal."""
+        self._finish(cancel=False)
+
+    def abort(self) -> None:
+        """Cancel the app whatever it was doing, without raising its error; free the portal."""
+        self._finish(cancel=True)
+
+    def _finish(self, *, cancel: bool) -> None:
+        if self not in self._registry:
+            return
+        self._registry.discard(self)
+        with self._stack:  # leaves the request's own portal, if it has one, last
+            self._portal.call(functools.partial(self._exchange.aclose, cancel=cancel))
 
 
 class _TestClientTransport(httpx.BaseTransport):
-    """Sends each request to the app in a portal; returns once the response has started."""
+    """Sends each request to the app in a portal; returns once the response has started.
+
+    A ``ws://``/``wss://`` request (a handshake from ``websocket_connect``) is answered by
+    raising :class:`~stellate.testing._transport.WebSocketUpgrade` with its scope.
+    """
 
     def __init__(
         self,
@@ -191,12 +223,16 @@ class _TestClientTransport(httpx.BaseTransport):
         self.root_path = root_path
         self.client = client
         self.app_state = app_state
-        #: Exchanges whose response has not been closed yet (closed when the client exits).
-        self.open_exchanges: set[HTTPExchange] = set()
+        #: Response bodies not closed yet.
+        self.open_streams: set[_PortalByteStream] = set()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # Read the request body here, in the test's thread: a body iterator may block.
-        body = [bytes(chunk) for chunk in request.stream]  # type: ignore[union-attr]
+        if is_websocket_request(request):
+            raise WebSocketUpgrade(
+                websocket_scope(
+                    request, root_path=self.root_path, client=self.client, state=self.app_state
+                )
+            )
         scope = http_scope(
             request, root_path=self.root_path, client=self.client, state=self.app_state
         )
@@ -206,18 +242,50 @@ class _TestClientTransport(httpx.BaseTransport):
                 HTTPExchange.create,
                 self.app,
                 scope,
-                body,
+                functools.partial(_read_body, request),
                 self.raise_server_exceptions,
                 0,
-                self.open_exchanges,
             )
             exchange = portal.call(create)
             portal.start_task_soon(exchange.run)
-            stack.callback(portal.call, exchange.aclose)
-            head = portal.call(exchange.wait_head)
+            with contextlib.ExitStack() as on_error:
+                on_error.callback(portal.call, functools.partial(exchange.aclose, cancel=True))
+                head = portal.call(exchange.wait_head)
+                on_error.pop_all()
             response_stack = stack.pop_all()
-        stream = _PortalByteStream(portal, exchange, response_stack)
+        stream = _PortalByteStream(portal, exchange, response_stack, self.open_streams)
         return exchange.build_response(request, head, stream)
+
+    def close_streams(self) -> None:
+        """Close the responses a test left open: wait for finished ones, cancel the rest.
+
+        Every one is closed before any error is raised: one error as itself, several as
+        an ``ExceptionGroup``.
+        """
+        errors: list[Exception] = []
+        for stream in list(self.open_streams):
+            try:
+                stream.close()
+            except Exception as exc:
+                errors.append(exc)
+        raise_collected(errors, "errors in responses left open")
+
+    def close(self) -> None:
+        """Cancel every response still open and stop its portal (``TestClient.close()``)."""
+        for stream in list(self.open_streams):
+            stream.abort()
+
+
+async def _read_body(request: httpx.Request) -> bytes:
+    """The request body, read when the app first asks for it.
+
+    A body given as bytes is at hand; an iterator is drained in a worker thread, since it
+    may block (it is the test's code, written for a synchronous client).
+    """
+    try:
+        return request.content
+    except httpx.RequestNotRead:
+        return await anyio.to_thread.run_sync(request.read)
 
 
 class TestClient(httpx.Client):
@@ -229,9 +297,18 @@ class TestClient(httpx.Client):
     (or, after the response has started, a truncated body). ``root_path`` and ``client``
     fill the scope keys of the same names. Requests follow redirects unless
     ``follow_redirects=False``; cookies the app sets are sent back on later requests.
+
+    ``close()`` (httpx's, which closes the transport) cancels the responses left open and
+    stops their portals. Inside ``with``, :attr:`task` is the lifespan task's
+    ``concurrent.futures.Future`` and :attr:`stream_receive` / :attr:`stream_send` the
+    lifespan message channels (to the app, from the app), as in Starlette.
     """
 
     __test__ = False
+
+    task: concurrent.futures.Future[None]
+    stream_send: StapledObjectStream[Message]
+    stream_receive: StapledObjectStream[Message]
 
     def __init__(
         self,
@@ -250,7 +327,7 @@ class TestClient(httpx.Client):
             "backend": backend,
             "backend_options": backend_options or {},
         }
-        self.app = _as_asgi3(app)
+        self.app = as_asgi3(app)
         self.app_state: dict[str, Any] = {}
         self.portal: BlockingPortal | None = None
         self.exit_stack: contextlib.ExitStack | None = None
@@ -267,7 +344,7 @@ class TestClient(httpx.Client):
         self.client_address = client
         super().__init__(
             base_url=base_url,
-            headers={"user-agent": "testclient", **(headers or {})},
+            headers=default_headers(headers),
             transport=transport,
             follow_redirects=follow_redirects,
             cookies=cookies,
@@ -282,26 +359,40 @@ class TestClient(httpx.Client):
         with anyio.from_thread.start_blocking_portal(**self.async_backend) as portal:
             yield portal
 
+    def request(
+        self,
+        method: str,
+        url: httpx._types.URLTypes,
+        *,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send a request (``httpx.Client.request``); warns if ``timeout`` is passed.
+
+        A timeout cannot interrupt an app running in the same process, so passing one is
+        flagged with a ``StellateDeprecationWarning``, as Starlette's client does.
+        """
+        if timeout is not httpx.USE_CLIENT_DEFAULT:
+            warnings.warn(_TIMEOUT_WARNING, StellateDeprecationWarning, stacklevel=2)
+        return super().request(method, url, timeout=timeout, **kwargs)
+
     def websocket_connect(
         self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
     ) -> WebSocketTestSession:
         """A WebSocket session with the app at ``url``; use it in a ``with`` block.
 
-        ``subprotocols`` are offered in the handshake; other keyword arguments (``headers``,
-        ``params``, ``cookies``) shape the handshake request as they would a GET.
+        ``url`` is resolved against ``ws://testserver`` (not ``base_url``), as Starlette's
+        client does. ``subprotocols`` are offered in the handshake; other keyword arguments
+        (``headers``, ``params``, ``cookies``, ``auth``, ...) shape the handshake request as
+        they would a GET. An ``http(s)://`` URL is sent as a plain request and raises
+        ``RuntimeError("Expected WebSocket upgrade")``.
         """
-        offered = list(subprotocols or [])
-        merged = httpx.Headers(handshake_headers(offered))
-        merged.update(httpx.Headers(kwargs.pop("headers", None)))
-        request = self.build_request("GET", url, headers=merged, **kwargs)
-        scope = websocket_scope(
-            request,
-            subprotocols=offered,
-            root_path=self.root_path,
-            client=self.client_address,
-            state=self.app_state,
-        )
-        return WebSocketTestSession(self.app, scope, self._portal_factory)
+        target, kwargs["headers"] = websocket_handshake(url, subprotocols, kwargs.get("headers"))
+        try:
+            super().request("GET", target, **kwargs)
+        except WebSocketUpgrade as upgrade:
+            return WebSocketTestSession(self.app, upgrade.scope, self._portal_factory)
+        raise RuntimeError("Expected WebSocket upgrade")
 
     def __enter__(self) -> Self:
         with contextlib.ExitStack() as stack:
@@ -309,11 +400,12 @@ class TestClient(httpx.Client):
                 anyio.from_thread.start_blocking_portal(**self.async_backend)
             )
             stack.callback(self._forget_portal)
-            self._lifespan = portal.call(LifespanDriver.create, self.app, self.app_state)
-            portal.start_task_soon(self.lifespan)
+            self._lifespan = driver = portal.call(LifespanDriver.create, self.app, self.app_state)
+            self.stream_send, self.stream_receive = driver.stream_send, driver.stream_receive
+            self.task = portal.start_task_soon(self.lifespan)
             portal.call(self.wait_startup)
             stack.callback(portal.call, self.wait_shutdown)
-            stack.callback(portal.call, HTTPExchange.close_all, self._test_transport.open_exchanges)
+            stack.callback(self._test_transport.close_streams)
             self.exit_stack = stack.pop_all()
         return self
 

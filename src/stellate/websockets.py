@@ -12,16 +12,20 @@ keeps two state machines, one per direction, because the two peers close indepen
   chunk); ``CONNECTED`` until ``websocket.close``.
 
 Every message is checked against those states before it reaches the server, so a handler
-that sends before accepting, accepts twice or keeps reading after closing gets a
-``RuntimeError`` naming the operation and the state, at the line that made the mistake,
-instead of a confused server or a hang. Operations that need a client which has already
-gone raise :class:`WebSocketDisconnected`, a ``RuntimeError`` too.
+that sends before accepting or accepts twice gets a ``RuntimeError`` naming the messages
+the state allows, at the line that made the mistake, instead of a confused server or a
+hang. Using a connection that is over -- sending after the application closed it,
+receiving after the client left, or reading data before ``accept()`` -- raises
+:class:`WebSocketDisconnected`, a ``RuntimeError`` too. The error types and texts are
+Starlette's, which applications match on.
 
 Frames that cannot be decoded as the handler asked (a binary frame for ``receive_text``,
 malformed JSON for ``receive_json``) raise :class:`WebSocketDecodeError`, a
 :class:`~stellate.exceptions.WebSocketException` with code 1003: uncaught, the exception
 middleware closes the connection with that code and reason, so bad input ends in a clean
-close rather than an error in the server's log.
+close rather than an error in the server's log. (Starlette fails there with ``KeyError``
+or ``json.JSONDecodeError``; the errors raised are those too, so code written to catch
+them still does.)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from stellate import status
+from stellate._json import parse_json
 from stellate.exceptions import WebSocketException
 from stellate.requests import HTTPConnection
 from stellate.types import Message, Receive, Scope, Send
@@ -79,10 +84,11 @@ class WebSocketDisconnect(Exception):
 
 
 class WebSocketDisconnected(RuntimeError):
-    """An operation needed the client, but the client had already disconnected.
+    """An operation needed a live connection, but it is not (or no longer) connected.
 
-    Unlike :class:`WebSocketDisconnect`, which reports the disconnect when it happens, this
-    reports code that keeps using a connection after being told it was gone.
+    Unlike :class:`WebSocketDisconnect`, which reports the client's disconnect when it
+    happens, this reports code that uses a connection that is not open: reading before
+    ``accept()``, sending after ``close()``, receiving after the client left.
     """
 
 
@@ -100,6 +106,17 @@ class WebSocketDecodeError(WebSocketException, ValueError):
     def __reduce__(self) -> tuple[type[WebSocketDecodeError], tuple[str]]:
         # The constructor takes the reason only, not the (code, reason) of ``args``.
         return (WebSocketDecodeError, (self.reason,))
+
+
+class _FrameTypeError(WebSocketDecodeError, KeyError):
+    """A frame of the other type (binary for text, or text for binary).
+
+    Also a ``KeyError``: Starlette fails there looking up the missing ``"text"`` or
+    ``"bytes"`` key, and code written for it (GraphQL libraries among it) catches that.
+    """
+
+    def __reduce__(self) -> tuple[type[_FrameTypeError], tuple[str]]:
+        return (_FrameTypeError, (self.reason,))
 
 
 class _JSONFrameError(WebSocketDecodeError, json.JSONDecodeError):
@@ -147,13 +164,15 @@ _SEND_TRANSITIONS: dict[WebSocketState, dict[str, WebSocketState]] = {
     },
 }
 
-# Why a message is refused in a state where it is not allowed (keyed by message type).
-_SEND_HINTS: dict[WebSocketState, str] = {
-    _CONNECTING: "the WebSocket has not been accepted yet; call accept() first",
-    _CONNECTED: "the WebSocket was already accepted",
-    _RESPONSE: "a denial response is being sent; only its body may follow",
-    _DISCONNECTED: "the application already closed the WebSocket",
+# What the refusal of a message says, in each state that allows some (Starlette's texts).
+_SEND_EXPECTED: dict[WebSocketState, str] = {
+    _CONNECTING: '"websocket.accept", "websocket.close" or "websocket.http.response.start"',
+    _CONNECTED: '"websocket.send" or "websocket.close"',
+    _RESPONSE: '"websocket.http.response.body"',
 }
+_SENT_AFTER_CLOSE = 'Cannot call "send" once a close message has been sent.'
+_RECEIVED_AFTER_DISCONNECT = 'Cannot call "receive" once a disconnect message has been received.'
+_NOT_CONNECTED = 'WebSocket is not connected. Need to call "accept" first.'
 
 
 class WebSocket(HTTPConnection):
@@ -180,58 +199,49 @@ class WebSocket(HTTPConnection):
         """Receive the next ASGI message, checking it against the client's state.
 
         The first message is ``websocket.connect``; after it come ``websocket.receive``
-        messages until ``websocket.disconnect``. Receiving after the client disconnected
-        raises :class:`WebSocketDisconnected`; after the application closed, RuntimeError.
+        messages until ``websocket.disconnect``. Only the client's side matters: after
+        the application closed, this still reads (the client's disconnect, typically).
+        Receiving after the client disconnected raises :class:`WebSocketDisconnected`.
         """
         if self.client_state is _DISCONNECTED:
-            raise WebSocketDisconnected(
-                "Cannot receive: the client already disconnected "
-                f"(client state DISCONNECTED, close code {self._close_code})"
-            )
-        if self.application_state in (_DISCONNECTED, _RESPONSE):
-            why = (
-                "the application already closed the WebSocket"
-                if self.application_state is _DISCONNECTED
-                else "the application is refusing the connection with a denial response"
-            )
-            raise RuntimeError(
-                f"Cannot receive: {why} (application state {self.application_state.name})"
-            )
+            raise WebSocketDisconnected(_RECEIVED_AFTER_DISCONNECT)
         message = await self._receive()
         self._advance_client_state(message)
         return message
 
     def _advance_client_state(self, message: Message) -> None:
         kind = message["type"]
-        if kind == "websocket.disconnect":
+        if self.client_state is _CONNECTING:
+            if kind != "websocket.connect":
+                raise RuntimeError(f'Expected ASGI message "websocket.connect", but got {kind!r}')
+            self.client_state = _CONNECTED
+        elif kind == "websocket.disconnect":
             self.client_state = _DISCONNECTED
             self._close_code = int(message.get("code") or status.WS_1005_NO_STATUS_RCVD)
-            return
-        expected = "websocket.connect" if self.client_state is _CONNECTING else "websocket.receive"
-        if kind != expected:
+        elif kind != "websocket.receive":
             raise RuntimeError(
-                f'Expected ASGI message "{expected}" or "websocket.disconnect" '
-                f"(client state {self.client_state.name}), but got {kind!r}"
+                'Expected ASGI message "websocket.receive" or "websocket.disconnect", '
+                f"but got {kind!r}"
             )
-        self.client_state = _CONNECTED
 
     async def send(self, message: Message) -> None:
         """Send an ASGI message, checking it against the application's state.
 
-        Raises RuntimeError for a message that the current state does not allow (with the
-        message type and the state in the text), and :class:`WebSocketDisconnected` for
-        data sent to a client that is known to be gone. A ``websocket.close`` after the
-        client disconnected only records the close: there is no one left to tell. If the
-        server reports the connection lost (``OSError``), :class:`WebSocketDisconnect` with
-        code 1006 is raised.
+        Raises RuntimeError for a message that the current state does not allow (naming
+        the messages it allows), :class:`WebSocketDisconnected` once the application has
+        closed the connection or finished a denial response, and for data sent to a
+        client that is known to be gone. A ``websocket.close`` after the client
+        disconnected only records the close: there is no one left to tell. If the server
+        reports the connection lost (``OSError``), :class:`WebSocketDisconnect` with code
+        1006 is raised.
         """
         kind = message["type"]
-        allowed = _SEND_TRANSITIONS.get(self.application_state, {})
+        allowed = _SEND_TRANSITIONS.get(self.application_state)
+        if allowed is None:
+            raise WebSocketDisconnected(_SENT_AFTER_CLOSE)
         if kind not in allowed:
-            hint = _SEND_HINTS[self.application_state]
-            raise RuntimeError(
-                f"Cannot send {kind!r}: {hint} (application state {self.application_state.name})"
-            )
+            expected = _SEND_EXPECTED[self.application_state]
+            raise RuntimeError(f"Expected ASGI message {expected}, but got {kind!r}")
         next_state = allowed[kind]
         if kind == "websocket.http.response.body" and not message.get("more_body", False):
             next_state = _DISCONNECTED
@@ -285,17 +295,10 @@ class WebSocket(HTTPConnection):
     ) -> None:
         """Accept the connection, optionally choosing a ``subprotocol`` and adding ``headers``.
 
-        Reads the pending ``websocket.connect`` first if nobody has yet; a client that
-        disconnected during the handshake raises :class:`WebSocketDisconnect`.
+        Reads the pending ``websocket.connect`` first if nobody has yet.
         """
-        if self.application_state is not _CONNECTING:
-            raise RuntimeError(
-                f"Cannot accept: {_SEND_HINTS[self.application_state]} "
-                f"(application state {self.application_state.name})"
-            )
-        if self.client_state is _CONNECTING:
-            message = await self.receive()
-            self._raise_on_disconnect(message)
+        if self.application_state is _CONNECTING and self.client_state is _CONNECTING:
+            await self.receive()
         await self.send(
             {
                 "type": "websocket.accept",
@@ -312,17 +315,12 @@ class WebSocket(HTTPConnection):
         """Refuse the handshake with an HTTP ``response`` instead of a close.
 
         Needs the server's ``websocket.http.response`` extension; without it, RuntimeError
-        (the caller can fall back to ``close()``, which servers turn into a 403).
+        (the caller can fall back to ``close()``, which servers turn into a 403). Only
+        possible before ``accept()`` or ``close()``, like any handshake answer.
         """
         if "websocket.http.response" not in self.scope.get("extensions", {}):
             raise RuntimeError(
-                "The server doesn't support the WebSocket Denial Response extension "
-                "('websocket.http.response' is not in scope['extensions'])"
-            )
-        if self.application_state is not _CONNECTING:
-            raise RuntimeError(
-                "Cannot send a denial response: only possible before accept() or close() "
-                f"(application state {self.application_state.name})"
+                "The server doesn't support the Websocket Denial Response extension."
             )
         await response(self.scope, self._receive, self._send_denial_message)
 
@@ -335,18 +333,6 @@ class WebSocket(HTTPConnection):
 
     # -- receiving data -------------------------------------------------------------------
 
-    def _require_connected(self, operation: str) -> None:
-        if self.application_state is _CONNECTED or self.client_state is _DISCONNECTED:
-            # A gone client is reported by receive(), as WebSocketDisconnected.
-            return
-        if self.application_state is _CONNECTING:
-            why = "the WebSocket is not connected yet; call accept() first"
-        else:
-            why = "the application already closed the WebSocket"
-        raise RuntimeError(
-            f"Cannot {operation}: {why} (application state {self.application_state.name})"
-        )
-
     @staticmethod
     def _raise_on_disconnect(message: Message) -> None:
         if message["type"] == "websocket.disconnect":
@@ -354,7 +340,12 @@ class WebSocket(HTTPConnection):
                 int(message.get("code") or status.WS_1005_NO_STATUS_RCVD), message.get("reason")
             )
 
-    async def _receive_data(self, operation: str) -> Message:
+    async def _receive_data(self) -> Message:
+        """The next ``websocket.receive`` message, for the ``receive_*`` helpers.
+
+        Only an accepted, open connection has data to read (:class:`WebSocketDisconnected`
+        otherwise); the client's disconnect raises :class:`WebSocketDisconnect`.
+        """
         if self.application_state is _CONNECTED and self.client_state is _CONNECTED:
             # The hot path of a session: a data frame needs none of receive()'s checks.
             message = await self._receive()
@@ -362,51 +353,62 @@ class WebSocket(HTTPConnection):
                 return message
             self._advance_client_state(message)
         else:
-            self._require_connected(operation)
+            if self.application_state is not _CONNECTED:
+                raise WebSocketDisconnected(_NOT_CONNECTED)
             message = await self.receive()
         self._raise_on_disconnect(message)
         return message
 
     async def receive_text(self) -> str:
-        """The next text frame. A binary frame raises :class:`WebSocketDecodeError` (1003)."""
-        message = await self._receive_data("receive_text")
+        """The next text frame. A binary frame raises :class:`WebSocketDecodeError` (1003).
+
+        That error is a ``KeyError`` too, as Starlette's failure there is.
+        """
+        message = await self._receive_data()
         text = message.get("text")
         if text is None:
-            raise WebSocketDecodeError("Expected a text frame, received a binary frame")
+            raise _FrameTypeError("Expected a text frame, received a binary frame")
         return str(text)
 
     async def receive_bytes(self) -> bytes:
-        """The next binary frame. A text frame raises :class:`WebSocketDecodeError` (1003)."""
-        message = await self._receive_data("receive_bytes")
+        """The next binary frame. A text frame raises :class:`WebSocketDecodeError` (1003).
+
+        That error is a ``KeyError`` too, as Starlette's failure there is.
+        """
+        message = await self._receive_data()
         data = message.get("bytes")
         if type(data) is bytes:
             return data
         if data is None:
-            raise WebSocketDecodeError("Expected a binary frame, received a text frame")
+            raise _FrameTypeError("Expected a binary frame, received a text frame")
         return bytes(data)
 
     async def receive_json(self, mode: str = "text") -> Any:
         """The next frame parsed as JSON, from a text frame or (``mode="binary"``) UTF-8 bytes.
 
-        Malformed JSON raises an error that is both a ``json.JSONDecodeError`` and a
-        :class:`WebSocketDecodeError`, so handlers can catch either.
+        A frame that is not JSON -- malformed, not UTF-8, nested absurdly deep, or with an
+        integer past Python's digit limit -- raises an error that is both a
+        ``json.JSONDecodeError`` and a :class:`WebSocketDecodeError` (1003), so handlers can
+        catch either. A frame of the other type raises one that is also a ``KeyError``.
         """
         _check_mode(mode)
-        message = await self._receive_data("receive_json")
+        message = await self._receive_data()
         if mode == "text":
             text = message.get("text")
             if text is None:
-                raise WebSocketDecodeError("Expected a text frame of JSON, received a binary frame")
+                raise _FrameTypeError("Expected a text frame of JSON, received a binary frame")
         else:
             data = message.get("bytes")
             if data is None:
-                raise WebSocketDecodeError("Expected a binary frame of JSON, received a text frame")
+                raise _FrameTypeError("Expected a binary frame of JSON, received a text frame")
             try:
                 text = bytes(data).decode("utf-8")
-            except UnicodeDecodeError:
-                raise WebSocketDecodeError("Binary JSON frame is not valid UTF-8") from None
+            except UnicodeDecodeError as error:
+                raise _JSONFrameError(
+                    json.JSONDecodeError(f"Invalid encoding: {error.reason}", "", error.start)
+                ) from None
         try:
-            return json.loads(text)
+            return parse_json(text)
         except json.JSONDecodeError as error:
             raise _JSONFrameError(error) from None
 
@@ -480,7 +482,7 @@ def _header_pairs(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, b
 
 def _check_mode(mode: str) -> None:
     if mode not in ("text", "binary"):
-        raise ValueError(f'The "mode" argument should be "text" or "binary", got {mode!r}')
+        raise RuntimeError('The "mode" argument should be "text" or "binary".')
 
 
 class WebSocketClose:

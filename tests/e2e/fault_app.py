@@ -200,6 +200,13 @@ async def lifespan(app: Stellate) -> AsyncIterator[None]:
     print("fault app: shut down", flush=True)
 
 
+def client_left(request: Request, exc: Exception) -> PlainTextResponse:
+    # As in Starlette, a client that leaves mid-body is an unhandled ClientDisconnect (the
+    # server logs it) unless the application handles it: this one ends such requests
+    # quietly; the answer goes to nobody.
+    return PlainTextResponse("client disconnected", status_code=400)
+
+
 app = Stellate(
     routes=[
         Route("/ok", ok),
@@ -215,4 +222,5 @@ app = Stellate(
     ],
     lifespan=lifespan,
     shutdown_timeout=0.5,
+    exception_handlers={ClientDisconnect: client_left},
 )

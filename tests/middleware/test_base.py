@@ -819,3 +819,71 @@ async def test_dispatch_reading_the_body_of_an_unfinished_response() -> None:
 
     sent = await _answer(BaseHTTPMiddleware(app, dispatch=read))
     assert sent[1]["body"] == b"[]"
+
+
+class ReplacesBody(BaseHTTPMiddleware):
+    """Answers with a body of its own, produced by ``self.body``."""
+
+    def __init__(self, app: Any, body: Callable[[], AsyncIterator[bytes]]) -> None:
+        super().__init__(app)
+        self.body = body
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.body_iterator = self.body()  # type: ignore[attr-defined]
+        return response
+
+
+@pytest_anyio
+async def test_replaced_body_stops_on_disconnect_and_its_cleanup_completes() -> None:
+    first_sent = anyio.Event()
+    cleanup: list[str] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"mine"
+            await anyio.sleep_forever()  # idle: only the disconnect ends this
+            yield b"never"  # pragma: no cover
+        finally:
+            cleanup.append("started")
+            await anyio.sleep(0.001)
+            cleanup.append("finished")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message.get("body") == b"mine":
+            first_sent.set()
+
+    async def receive() -> Message:
+        await first_sent.wait()
+        return {"type": "http.disconnect"}
+
+    with anyio.fail_after(5):
+        await ReplacesBody(homepage_app, body)(http_scope(), receive, send)
+    assert cleanup == ["started", "finished"]
+    assert [m.get("body") for m in sent if m["type"] == "http.response.body"] == [b"mine"]
+
+
+@pytest_anyio
+async def test_replaced_body_on_asgi_2_4_raises_client_disconnect_without_listening() -> None:
+    from stellate.requests import ClientDisconnect
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"mine"
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise OSError("client gone")
+
+    async def receive() -> Message:
+        raise AssertionError("receive() called on an ASGI 2.4 scope")
+
+    scope = {**http_scope(), "asgi": {"version": "3.0", "spec_version": "2.4"}}
+    with anyio.fail_after(5), pytest.raises(ClientDisconnect):
+        await ReplacesBody(homepage_app, body)(scope, receive, send)
+
+
+async def homepage_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await PlainTextResponse("theirs")(scope, receive, send)

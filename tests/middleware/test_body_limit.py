@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+from stellate.exceptions import HTTPException
 from stellate.middleware.body_limit import (
     MAX_BODY_SIZE_SCOPE_KEY,
     RequestBodyLimitMiddleware,
@@ -77,16 +78,16 @@ async def test_body_within_the_limit_passes() -> None:
 async def test_declared_length_over_the_limit_is_refused_before_reading() -> None:
     client = Client([b"x" * 11], content_length=11)
     status, body = await client.run(RequestBodyLimitMiddleware(echo, max_body_size=10))
-    assert (status, body) == (413, b"Request body is larger than the limit of 10 bytes.")
+    assert (status, body) == (413, b"Content Too Large")
     assert client.received == 0
-    assert client.sent[0]["headers"][0] == (b"content-length", b"50")
+    assert client.sent[0]["headers"][0] == (b"content-length", b"17")
 
 
 async def test_streamed_body_is_cut_off_at_the_crossing_chunk() -> None:
     seen_bodies.clear()
     client = Client([b"aaaa", b"bbbb", b"cccc", b"dddd"])
     status, body = await client.run(RequestBodyLimitMiddleware(echo, max_body_size=10))
-    assert (status, body) == (413, b"Request body is larger than the limit of 10 bytes.")
+    assert (status, body) == (413, b"Content Too Large")
     # The third chunk crossed the limit: it was pulled, never handed on; the fourth
     # was never pulled at all.
     assert client.received == 3
@@ -121,7 +122,7 @@ async def test_innermost_limit_wins_when_smaller() -> None:
     client = Client([b"x" * 50], content_length=50)
     app = RequestBodyLimitMiddleware(RequestBodyLimitMiddleware(echo, 10), 100)
     status, body = await client.run(app)
-    assert (status, body) == (413, b"Request body is larger than the limit of 10 bytes.")
+    assert (status, body) == (413, b"Content Too Large")
     assert client.received == 0
 
 
@@ -138,7 +139,7 @@ async def test_inner_limit_refuses_a_body_already_read_beyond_it() -> None:
     status, body = await Client([b"x" * 20]).run(
         RequestBodyLimitMiddleware(read_then_call_inner, 100)
     )
-    assert (status, body) == (413, b"Request body is larger than the limit of 10 bytes.")
+    assert (status, body) == (413, b"Content Too Large")
 
 
 async def test_limit_hit_after_the_response_started_is_reraised() -> None:
@@ -147,18 +148,34 @@ async def test_limit_hit_after_the_response_started_is_reraised() -> None:
         await Request(scope, receive).body()
 
     client = Client([b"x" * 20])
-    with pytest.raises(Exception, match="larger than the limit of 10 bytes"):
+    with pytest.raises(Exception, match="Content Too Large"):
         await client.run(RequestBodyLimitMiddleware(stream_then_read, 10))
     assert [m["type"] for m in client.sent] == ["http.response.start"]
 
 
-async def test_refusal_inside_a_task_group_is_unwrapped() -> None:
+async def test_the_applications_own_exception_group_passes_untouched() -> None:
+    # The app's own task group wrapped the refusal: that group is the app's to unwrap
+    # (it used to be taken apart here); stellate only unwraps the groups it makes itself.
     async def read_in_task(scope: Scope, receive: Receive, send: Send) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(Request(scope, receive).body)
 
-    status, _ = await Client([b"x" * 20]).run(RequestBodyLimitMiddleware(read_in_task, 10))
-    assert status == 413
+    with pytest.raises(ExceptionGroup) as info:
+        await Client([b"x" * 20]).run(RequestBodyLimitMiddleware(read_in_task, 10))
+    [refusal] = info.value.exceptions
+    assert isinstance(refusal, HTTPException)
+    assert (refusal.status_code, refusal.detail) == (413, "Content Too Large")
+
+
+async def test_an_applications_exception_group_is_not_unwrapped() -> None:
+    raised = ExceptionGroup("app", [LookupError("one")])
+
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise raised
+
+    with pytest.raises(ExceptionGroup) as info:
+        await Client([b"x"]).run(RequestBodyLimitMiddleware(broken, 10))
+    assert info.value is raised
 
 
 async def test_app_errors_pass_through() -> None:
@@ -207,8 +224,52 @@ async def test_responder_exposes_the_request_it_serves() -> None:
     assert responder.send == client.send
     assert captured["receive"] == responder.receive_with_limit
     assert captured["message"]["body"] == b"hi"
-    assert client.scope[MAX_BODY_SIZE_SCOPE_KEY] == 5
     assert client.sent[0]["status"] == 204
+
+
+async def test_scope_is_restored_when_the_limited_call_returns() -> None:
+    client = Client([b"hi"])
+    seen: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    before = dict(client.scope)
+    await RequestBodyLimitResponder(app, 5)(client.scope, client.receive, client.send)
+    assert seen == [5]
+    assert client.scope == before
+
+
+async def test_scope_is_restored_after_an_error() -> None:
+    client = Client([b"hi"])
+    client.scope[MAX_BODY_SIZE_SCOPE_KEY] = 99  # as set by someone outside
+
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope[MAX_BODY_SIZE_SCOPE_KEY] == 5
+        raise LookupError("boom")
+
+    with pytest.raises(LookupError):
+        await RequestBodyLimitResponder(broken, 5)(client.scope, client.receive, client.send)
+    assert client.scope[MAX_BODY_SIZE_SCOPE_KEY] == 99
+
+
+async def test_nested_limits_restore_the_outer_one() -> None:
+    client = Client([b"x" * 8])
+    seen: list[Any] = []
+
+    async def inner_app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
+
+    async def outer_app(scope: Scope, receive: Receive, send: Send) -> None:
+        await RequestBodyLimitResponder(inner_app, 100)(scope, receive, send)
+        seen.append(scope[MAX_BODY_SIZE_SCOPE_KEY])
+        # The outer limit is in force again: 8 bytes are over it.
+        await echo(scope, receive, send)
+
+    status, body = await client.run(RequestBodyLimitMiddleware(outer_app, 4))
+    assert seen == [100, 4]
+    assert (status, body) == (413, b"Content Too Large")
 
 
 def test_scope_key_value() -> None:

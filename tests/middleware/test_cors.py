@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from stellate.applications import Stellate
 from stellate.datastructures import Headers
 from stellate.middleware import Middleware
-from stellate.middleware.cors import ALL_METHODS, CORSMiddleware
+from stellate.middleware.cors import ALL_METHODS, PREFLIGHT_VARY, CORSMiddleware
 from stellate.requests import Request
 from stellate.responses import PlainTextResponse, Response
 from stellate.routing import Route, WebSocketRoute
@@ -75,7 +75,7 @@ async def test_preflight_allowed() -> None:
     cors = CORSMiddleware(
         raw_app,
         allow_origins=[ORIGIN],
-        allow_methods=["GET", "post"],
+        allow_methods=["GET", "POST"],
         allow_headers=["X-Token"],
         max_age=123,
     )
@@ -84,10 +84,10 @@ async def test_preflight_allowed() -> None:
     assert headers["access-control-allow-origin"] == ORIGIN
     assert headers["access-control-allow-methods"] == "GET, POST"
     assert headers["access-control-allow-headers"] == (
-        "accept, accept-language, content-language, content-type, x-token"
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Token"
     )
     assert headers["access-control-max-age"] == "123"
-    assert headers["vary"] == "Origin"
+    assert headers["vary"] == PREFLIGHT_VARY
     assert "access-control-allow-credentials" not in headers
 
 
@@ -119,8 +119,7 @@ async def test_preflight_with_wildcards() -> None:
     assert headers["access-control-allow-origin"] == "*"
     assert headers["access-control-allow-methods"] == ", ".join(ALL_METHODS)
     assert headers["access-control-allow-headers"] == "X-Anything, X-Else"
-    # "*" does not depend on the origin; the echoed header list does depend on the request.
-    assert headers["vary"] == "Access-Control-Request-Headers"
+    assert headers["vary"] == PREFLIGHT_VARY
 
 
 async def test_preflight_with_credentials_echoes_the_origin() -> None:
@@ -129,7 +128,7 @@ async def test_preflight_with_credentials_echoes_the_origin() -> None:
     assert code == 200
     assert headers["access-control-allow-origin"] == ORIGIN
     assert headers["access-control-allow-credentials"] == "true"
-    assert headers["vary"] == "Origin"
+    assert headers["vary"] == PREFLIGHT_VARY
 
 
 async def test_preflight_private_network() -> None:
@@ -138,10 +137,10 @@ async def test_preflight_private_network() -> None:
     code, headers, _ = await call(allowing, preflight(**extra))
     assert code == 200
     assert headers["access-control-allow-private-network"] == "true"
-    assert headers["vary"] == "Origin, Access-Control-Request-Private-Network"
+    assert headers["vary"] == PREFLIGHT_VARY
     refusing = CORSMiddleware(raw_app, allow_origins=[ORIGIN])
     code, headers, body = await call(refusing, preflight(**extra))
-    assert (code, body) == (400, b"Disallowed CORS private network access")
+    assert (code, body) == (400, b"Disallowed CORS private-network")
     assert "access-control-allow-private-network" not in headers
 
 
@@ -168,6 +167,157 @@ async def test_preflight_like_request_without_origin_reaches_the_app() -> None:
     assert (code, body) == (200, b"raw")
 
 
+def names_and_values(headers: Headers) -> list[tuple[str, str]]:
+    return [(key.decode(), value.decode()) for key, value in headers.raw]
+
+
+VARY = ("vary", PREFLIGHT_VARY)
+PLAIN_OK = [("content-length", "2"), ("content-type", "text/plain; charset=utf-8")]
+ALLOW_HEADERS = "Accept, Accept-Language, Content-Language, Content-Type, X-Token"
+
+
+@pytest.mark.parametrize(
+    ("options", "request_headers", "expected"),
+    [
+        (
+            {"allow_origins": ["*"], "allow_headers": ["X-Token"]},
+            None,
+            [
+                VARY,
+                ("access-control-allow-origin", "*"),
+                ("access-control-allow-methods", "GET"),
+                ("access-control-max-age", "600"),
+                ("access-control-allow-headers", ALLOW_HEADERS),
+            ],
+        ),
+        (
+            {"allow_origins": [ORIGIN], "allow_headers": ["X-Token"], "allow_credentials": True},
+            "x-token",
+            [
+                VARY,
+                ("access-control-allow-methods", "GET"),
+                ("access-control-max-age", "600"),
+                ("access-control-allow-headers", ALLOW_HEADERS),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-allow-origin", ORIGIN),
+            ],
+        ),
+        (
+            {
+                "allow_origins": [ORIGIN],
+                "allow_headers": ["*"],
+                "allow_credentials": True,
+                "allow_private_network": True,
+            },
+            "X-Whatever",
+            [
+                VARY,
+                ("access-control-allow-methods", "GET"),
+                ("access-control-max-age", "600"),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-allow-origin", ORIGIN),
+                ("access-control-allow-headers", "X-Whatever"),
+                ("access-control-allow-private-network", "true"),
+            ],
+        ),
+    ],
+)
+async def test_preflight_vary_and_header_order(
+    options: dict[str, Any], request_headers: str | None, expected: list[tuple[str, str]]
+) -> None:
+    cors = CORSMiddleware(raw_app, **options)
+    extra = {"access-control-request-private-network": "true"}
+    scope = preflight(
+        headers=request_headers, **(extra if "allow_private_network" in options else {})
+    )
+    code, headers, _ = await call(cors, scope)
+    assert code == 200
+    assert names_and_values(headers) == expected + PLAIN_OK
+
+
+async def test_refused_preflight_has_the_same_vary() -> None:
+    cors = CORSMiddleware(raw_app, allow_origins=["*"], allow_headers=["X-Token"])
+    code, headers, _ = await call(cors, preflight(method="PUT"))
+    assert code == 400
+    assert names_and_values(headers)[0] == VARY
+
+
+async def test_allow_headers_keep_their_configured_spelling() -> None:
+    cors = CORSMiddleware(
+        raw_app, allow_origins=[ORIGIN], allow_headers=["X-Token", "content-type"]
+    )
+    code, headers, _ = await call(cors, preflight(headers="x-TOKEN, CONTENT-TYPE, accept"))
+    assert code == 200
+    assert headers["access-control-allow-headers"] == (
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Token, content-type"
+    )
+
+
+async def test_allow_methods_are_kept_as_written_and_compared_exactly() -> None:
+    cors = CORSMiddleware(raw_app, allow_origins=[ORIGIN], allow_methods=["GET", "post"])
+    code, headers, _ = await call(cors, preflight(method="post"))
+    assert code == 200
+    assert headers["access-control-allow-methods"] == "GET, post"
+    code, _, body = await call(cors, preflight(method="POST"))
+    assert (code, body) == (400, b"Disallowed CORS method")
+
+
+@pytest.mark.parametrize("requested", ["", "X-Token,,", " , x-token"])
+async def test_empty_requested_header_names_are_refused(requested: str) -> None:
+    cors = CORSMiddleware(raw_app, allow_origins=[ORIGIN], allow_headers=["X-Token"])
+    code, _, body = await call(cors, preflight(headers=requested))
+    assert (code, body) == (400, b"Disallowed CORS headers")
+
+
+async def test_empty_requested_headers_are_mirrored_with_a_star() -> None:
+    cors = CORSMiddleware(raw_app, allow_origins=[ORIGIN], allow_headers=["*"])
+    code, headers, _ = await call(cors, preflight(headers=""))
+    assert code == 200
+    assert headers.getlist("access-control-allow-headers") == [""]
+
+
+@pytest.mark.parametrize("value", ["true", "false", ""])
+async def test_any_private_network_request_header_triggers_the_check(value: str) -> None:
+    extra = {"access-control-request-private-network": value}
+    allowing = CORSMiddleware(raw_app, allow_origins=[ORIGIN], allow_private_network=True)
+    code, headers, _ = await call(allowing, preflight(**extra))
+    assert code == 200
+    assert headers["access-control-allow-private-network"] == "true"
+    refusing = CORSMiddleware(raw_app, allow_origins=[ORIGIN])
+    code, _, body = await call(refusing, preflight(method="PUT", **extra))
+    assert (code, body) == (400, b"Disallowed CORS method, private-network")
+
+
+async def test_null_origin_without_credentials_is_like_any_origin() -> None:
+    regex = CORSMiddleware(raw_app, allow_origin_regex=r"null|https://.*\.example\.org")
+    _, headers, _ = await call(regex, make_scope(headers={"origin": "null"}))
+    assert headers["access-control-allow-origin"] == "null"
+    code, headers, _ = await call(regex, preflight(origin="null"))
+    assert code == 200
+    assert headers["access-control-allow-origin"] == "null"
+    wildcard = CORSMiddleware(raw_app, allow_origins=["*"])
+    code, headers, _ = await call(wildcard, preflight(origin="null"))
+    assert code == 200
+    assert headers["access-control-allow-origin"] == "*"
+
+
+async def test_null_origin_with_credentials_is_refused_even_by_regex() -> None:
+    cors = CORSMiddleware(raw_app, allow_origin_regex="null", allow_credentials=True)
+    _, headers, _ = await call(cors, make_scope(headers={"origin": "null"}))
+    assert "access-control-allow-origin" not in headers
+    code, _, body = await call(cors, preflight(origin="null"))
+    assert (code, body) == (400, b"Disallowed CORS origin")
+
+
+async def test_control_characters_in_an_origin_are_never_reflected() -> None:
+    cors = CORSMiddleware(raw_app, allow_origin_regex=r".*")
+    _, headers, _ = await call(cors, make_scope(headers={"origin": "https://a\x01b"}))
+    assert "access-control-allow-origin" not in headers
+    code, headers, _ = await call(cors, preflight(origin="https://a\x01b"))
+    assert code == 400
+    assert "access-control-allow-origin" not in headers
+
+
 # --------------------------------------------------------------------------- simple
 
 
@@ -178,6 +328,39 @@ async def test_simple_response_for_an_allowed_origin() -> None:
     assert headers["access-control-allow-origin"] == ORIGIN
     assert headers["access-control-expose-headers"] == "X-Total, X-Page"
     assert headers.getlist("vary") == ["Accept, Origin"]
+
+
+async def test_simple_response_header_order() -> None:
+    async def bare(scope: Scope, receive: Receive, send: Send) -> None:
+        await Response(b"x", media_type="text/plain")(scope, receive, send)
+
+    cors = CORSMiddleware(
+        bare, allow_origins=[ORIGIN], allow_credentials=True, expose_headers=["X-Total"]
+    )
+    _, headers, _ = await call(cors, make_scope(headers={"origin": ORIGIN}))
+    assert names_and_values(headers)[2:] == [
+        ("access-control-allow-credentials", "true"),
+        ("access-control-expose-headers", "X-Total"),
+        ("access-control-allow-origin", ORIGIN),
+        ("vary", "Origin"),
+    ]
+    star = CORSMiddleware(bare, allow_origins=["*"], expose_headers=["X-Total"])
+    _, headers, _ = await call(star, make_scope(headers={"origin": ORIGIN}))
+    assert names_and_values(headers)[2:] == [
+        ("access-control-allow-origin", "*"),
+        ("access-control-expose-headers", "X-Total"),
+        ("vary", "Origin"),
+    ]
+
+
+async def test_simple_response_for_a_disallowed_origin_has_the_configured_headers() -> None:
+    cors = CORSMiddleware(
+        raw_app, allow_origins=[ORIGIN], allow_credentials=True, expose_headers=["X-Total"]
+    )
+    _, headers, _ = await call(cors, make_scope(headers={"origin": "https://evil.com"}))
+    assert headers["access-control-allow-credentials"] == "true"
+    assert headers["access-control-expose-headers"] == "X-Total"
+    assert "access-control-allow-origin" not in headers
 
 
 async def test_simple_response_for_any_origin() -> None:
@@ -218,14 +401,13 @@ async def test_look_alike_origins_are_never_reflected(origin: str) -> None:
     code, headers, body = await call(cors, make_scope(headers={"origin": origin}))
     assert (code, body) == (200, b"raw")
     assert "access-control-allow-origin" not in headers
-    assert "access-control-allow-credentials" not in headers
     assert "Origin" in headers["vary"]
     code, headers, _ = await call(cors, preflight(origin=origin))
     assert code == 400
     assert "access-control-allow-origin" not in headers
 
 
-async def test_null_origin_only_when_listed() -> None:
+async def test_null_origin_with_credentials_only_when_listed() -> None:
     wildcard = CORSMiddleware(raw_app, allow_origins=["*"], allow_credentials=True)
     _, headers, _ = await call(wildcard, make_scope(headers={"origin": "null"}))
     assert "access-control-allow-origin" not in headers

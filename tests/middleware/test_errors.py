@@ -11,9 +11,12 @@ from typing import Any
 import anyio
 import pytest
 
+from stellate.applications import Stellate
+from stellate.background import BackgroundTask
 from stellate.middleware.errors import ServerErrorMiddleware
 from stellate.requests import ClientDisconnect, Request
 from stellate.responses import JSONResponse, PlainTextResponse, Response
+from stellate.routing import Route
 from stellate.types import Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
@@ -97,15 +100,32 @@ async def test_production_500_hides_the_exception() -> None:
     assert outcome.error is error  # re-raised for the server's log
 
 
-@pytest.mark.parametrize("debug", [False, True])
-async def test_a_client_that_left_ends_the_request_quietly(
-    debug: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("DEBUG", logger="stellate.errors")
-    outcome = await call(ServerErrorMiddleware(raising(ClientDisconnect()), debug=debug))
-    assert outcome.messages == []  # nobody to answer
-    assert outcome.error is None  # and nothing for the server's log
-    assert "client disconnected" in caplog.text
+async def test_client_disconnect_is_treated_like_any_exception() -> None:
+    seen: list[Exception] = []
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return PlainTextResponse("handled", status_code=500)
+
+    error = ClientDisconnect()
+    outcome = await call(ServerErrorMiddleware(raising(error)))
+    assert (outcome.status, outcome.text) == (500, "Internal Server Error")
+    assert outcome.error is error
+    outcome = await call(ServerErrorMiddleware(raising(error), handler=handler))
+    assert (outcome.status, outcome.text) == (500, "handled")
+    assert seen == [error]
+    assert outcome.error is error
+
+
+def test_client_disconnect_reaches_the_test_client(test_client_factory: Callable[..., Any]) -> None:
+    async def endpoint(request: Request) -> Response:
+        raise ClientDisconnect()
+
+    app = Stellate(routes=[Route("/", endpoint)])
+    with pytest.raises(ClientDisconnect):
+        test_client_factory(app).get("/")
+    response = test_client_factory(app, raise_server_exceptions=False).get("/")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
 
 
 async def test_production_500_even_for_browsers() -> None:
@@ -186,6 +206,89 @@ async def test_error_after_response_started_is_reraised_without_a_second_respons
     assert [m["type"] for m in outcome.messages] == ["http.response.start", "http.response.body"]
     assert outcome.status == 200
     assert isinstance(outcome.error, Boom)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_the_handler_is_called_after_the_response_started(sync: bool) -> None:
+    seen: list[Exception] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise Boom("mid-stream")
+
+    async def async_handler(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return PlainTextResponse("too late", status_code=500)
+
+    def sync_handler(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return PlainTextResponse("too late", status_code=500)
+
+    handler = sync_handler if sync else async_handler
+    outcome = await call(ServerErrorMiddleware(app, handler=handler))
+    assert [type(e) for e in seen] == [Boom]
+    # Its answer is discarded: nothing more can be sent.
+    assert [m["type"] for m in outcome.messages] == ["http.response.start", "http.response.body"]
+    assert b"too late" not in b"".join(m.get("body", b"") for m in outcome.messages)
+    assert outcome.error is seen[0]
+
+
+async def test_a_failing_handler_after_the_start_raises_its_own_error() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        raise Boom("in a background task")
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        raise KeyError("handler bug")
+
+    outcome = await call(ServerErrorMiddleware(app, handler=handler))
+    assert [m["type"] for m in outcome.messages] == ["http.response.start", "http.response.body"]
+    assert isinstance(outcome.error, KeyError)
+    assert isinstance(outcome.error.__context__, Boom)
+
+
+async def test_the_debug_page_is_built_after_the_response_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[Exception] = []
+    original = ServerErrorMiddleware.debug_response
+
+    def debug_response(self: ServerErrorMiddleware, request: Request, exc: Exception) -> Response:
+        built.append(exc)
+        return original(self, request, exc)
+
+    monkeypatch.setattr(ServerErrorMiddleware, "debug_response", debug_response)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise Boom("late")
+
+    outcome = await call(ServerErrorMiddleware(app, debug=True))
+    assert [type(e) for e in built] == [Boom]
+    assert [m["type"] for m in outcome.messages] == ["http.response.start"]
+
+
+def test_background_task_failure_reaches_the_500_handler(
+    test_client_factory: Callable[..., Any],
+) -> None:
+    reported: list[str] = []
+
+    async def fail() -> None:
+        raise Boom("background")
+
+    async def endpoint(request: Request) -> Response:
+        return Response(status_code=204, background=BackgroundTask(fail))
+
+    async def report(request: Request, exc: Exception) -> Response:
+        reported.append(str(exc))
+        return PlainTextResponse("unused", status_code=500)
+
+    app = Stellate(routes=[Route("/", endpoint)], exception_handlers={Exception: report})
+    response = test_client_factory(app, raise_server_exceptions=False).get("/")
+    assert response.status_code == 204
+    assert reported == ["background"]
 
 
 async def test_cancellation_passes_through_untouched() -> None:

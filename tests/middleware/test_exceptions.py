@@ -7,7 +7,8 @@ from typing import Any
 import anyio
 import pytest
 
-from stellate._exception_handling import SCOPE_KEY
+from stellate._context import get_context
+from stellate._exception_handling import handlers_of
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.middleware.exceptions import ExceptionMiddleware
 from stellate.requests import Request
@@ -148,7 +149,7 @@ async def test_handlers_are_published_in_the_scope() -> None:
     seen: list[Any] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope[SCOPE_KEY])
+        seen.append(handlers_of(scope))
         await PlainTextResponse("ok")(scope, receive, send)
 
     async def handler(request: Request, exc: Exception) -> Response:  # pragma: no cover
@@ -182,17 +183,62 @@ async def test_other_scope_types_pass_straight_through() -> None:
     with pytest.raises(HTTPException):
         await ExceptionMiddleware(app)(scope, receive, send)
     assert seen == [scope]
-    assert SCOPE_KEY not in scope
+    assert get_context(scope) is None
 
 
-def test_http_exception_method_is_usable_directly() -> None:
+async def test_http_exception_method_is_usable_directly() -> None:
     middleware = ExceptionMiddleware(raising(ValueError()))
-    response = middleware.http_exception(
+    response = await middleware.http_exception(
         Request(http_scope()), HTTPException(401, "who?", {"WWW-Authenticate": "Basic"})
     )
     assert response.status_code == 401
     assert response.body == b"who?"
     assert response.headers["www-authenticate"] == "Basic"
+
+
+def test_an_async_http_exception_override_answers_http_and_websocket(
+    test_client_factory: Any,
+) -> None:
+    """Starlette's method is ``async def``: an async override awaiting super() works."""
+    from stellate.routing import WebSocketRoute
+    from stellate.testclient import WebSocketDenialResponse
+    from stellate.websockets import WebSocket
+
+    class Branded(ExceptionMiddleware):
+        async def http_exception(self, request: Request, exc: Exception) -> Response:
+            response = await super().http_exception(request, exc)
+            response.headers["x-brand"] = "stellate"
+            return response
+
+    async def fail(request: Request) -> Response:
+        raise HTTPException(403, "private")
+
+    async def refuse(websocket: WebSocket) -> None:
+        raise HTTPException(403, "private")
+
+    router = Router([Route("/", fail), WebSocketRoute("/ws", refuse)])
+    client = test_client_factory(Branded(router))
+    response = client.get("/")
+    assert (response.status_code, response.text) == (403, "private")
+    assert response.headers["x-brand"] == "stellate"
+    with pytest.raises(WebSocketDenialResponse) as info, client.websocket_connect("/ws"):
+        pass  # pragma: no cover - the handshake is refused
+    assert (info.value.status_code, info.value.text) == (403, "private")
+    assert info.value.headers["x-brand"] == "stellate"
+
+
+def test_a_sync_http_exception_override_still_works(test_client_factory: Any) -> None:
+    class Plain(ExceptionMiddleware):
+        def http_exception(  # type: ignore[override]
+            self, request: Request, exc: Exception
+        ) -> Response:
+            return PlainTextResponse("sync override", status_code=418)
+
+    async def fail(request: Request) -> Response:
+        raise HTTPException(404)
+
+    response = test_client_factory(Plain(Router([Route("/", fail)]))).get("/")
+    assert (response.status_code, response.text) == (418, "sync override")
 
 
 async def run_websocket(app: Any, extensions: dict[str, Any] | None = None) -> list[Message]:
@@ -359,8 +405,8 @@ def test_default_answers_are_shared_only_where_nobody_can_change_them(
     from stellate.middleware import exceptions as module
 
     class Custom(ExceptionMiddleware):
-        def http_exception(self, request: Request, exc: Exception) -> Response:
-            response = super().http_exception(request, exc)
+        async def http_exception(self, request: Request, exc: Exception) -> Response:
+            response = await super().http_exception(request, exc)
             response.headers["x-count"] = str(len(response.raw_headers))
             return response
 
@@ -385,3 +431,19 @@ def test_default_answers_are_shared_only_where_nobody_can_change_them(
     for n in range(100):  # details that vary per request are answered, and not all kept
         assert client.get(f"/?detail=no+{n}").text == f"no {n}"
     assert len(many._answers) <= module._ANSWERS_KEPT
+
+
+async def test_a_shared_instance_answered_here_loses_its_traceback() -> None:
+    """Raised outside any route (here, by the app itself) and answered by the middleware."""
+    shared_http = HTTPException(401, "who?")
+    for _ in range(3):
+        assert (
+            response_of(await call(ExceptionMiddleware(raising(shared_http)), http_scope()))[0]
+            == 401
+        )
+        assert shared_http.__traceback__ is None
+    shared_ws = WebSocketException(4001, "no")
+    for _ in range(3):
+        sent = await run_websocket(raising(shared_ws))
+        assert sent == [{"type": "websocket.close", "code": 4001, "reason": "no"}]
+        assert shared_ws.__traceback__ is None

@@ -44,7 +44,9 @@ def response_app(
     chunks: list[bytes] = (),  # type: ignore[assignment]
 ) -> Callable[[Scope, Receive, Send], Any]:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": headers or []})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": list(headers or [])}
+        )
         for index, chunk in enumerate(chunks):
             more = index < len(chunks) - 1
             await send({"type": "http.response.body", "body": chunk, "more_body": more})
@@ -171,8 +173,25 @@ async def test_small_body_is_left_alone() -> None:
     headers = headers_of(sent)
     assert body_of(sent) == b"small"
     assert "content-encoding" not in headers
-    assert headers["content-length"] == "5"
-    assert headers["vary"] == "Accept-Encoding"
+    assert headers.raw == [(b"content-length", b"5")]
+
+
+@pytestmark_anyio
+@pytest.mark.parametrize("accept", ["gzip", None])
+async def test_no_vary_on_a_response_too_small_to_compress(accept: str | None) -> None:
+    app = response_app(headers=[(b"content-type", b"text/plain")], chunks=[b"x" * 499])
+    sent = await call(GZipMiddleware(app), make_scope(accept))
+    assert headers_of(sent).raw == [(b"content-type", b"text/plain")]
+    assert body_of(sent) == b"x" * 499
+
+
+@pytestmark_anyio
+@pytest.mark.parametrize("accept", ["gzip", None])
+async def test_vary_on_candidates_by_size(accept: str | None) -> None:
+    for chunks in ([b"x" * 500], [b"x", b"y"], [b"", b""]):
+        app = response_app(headers=[(b"content-type", b"text/plain")], chunks=chunks)
+        sent = await call(GZipMiddleware(app), make_scope(accept))
+        assert headers_of(sent)["vary"] == "Accept-Encoding"
 
 
 @pytestmark_anyio
@@ -209,6 +228,41 @@ async def test_untouched_responses(status: int, headers: list[tuple[bytes, bytes
 
 
 @pytestmark_anyio
+@pytest.mark.parametrize(
+    "content_type", [b"application/grpc+json", b"application/grpc+proto", b"Application/GRPC+Web"]
+)
+async def test_every_grpc_flavour_is_excluded_by_default(content_type: bytes) -> None:
+    headers = [(b"content-type", content_type)]
+    app = response_app(headers=headers, chunks=[BIG.encode()])
+    sent = await call(GZipMiddleware(app), make_scope())
+    assert headers_of(sent).raw == headers
+    assert body_of(sent) == BIG.encode()
+
+
+@pytestmark_anyio
+@pytest.mark.parametrize("exclude", ["Application/PDF; charset=binary", " application/pdf "])
+async def test_exclusions_are_normalised(exclude: str) -> None:
+    headers = [(b"content-type", b"application/pdf; name=x")]
+    app = response_app(headers=headers, chunks=[BIG.encode()])
+    middleware = GZipMiddleware(app, exclude_content_types=(exclude,))
+    sent = await call(middleware, make_scope())
+    assert headers_of(sent).raw == headers
+    assert body_of(sent) == BIG.encode()
+    responder = GZipResponder(app, 10, exclude_content_types=(exclude,))
+    assert headers_of(await call(responder, make_scope())).raw == headers
+    identity = IdentityResponder(app, 10, exclude_content_types=("Text/*; q=1", exclude))
+    assert headers_of(await call(identity, make_scope(None))).raw == headers
+
+
+@pytestmark_anyio
+async def test_a_whole_top_level_type_with_parameters_is_excluded() -> None:
+    headers = [(b"content-type", b"text/csv")]
+    app = response_app(headers=headers, chunks=[BIG.encode()])
+    middleware = GZipMiddleware(app, exclude_content_types=("TEXT/*; charset=utf-8",))
+    assert headers_of(await call(middleware, make_scope())).raw == headers
+
+
+@pytestmark_anyio
 async def test_custom_exclusions() -> None:
     app = response_app(headers=[(b"content-type", b"text/csv")], chunks=[BIG.encode()])
     middleware = GZipMiddleware(app, exclude_content_types=("text/csv",))
@@ -242,6 +296,24 @@ async def test_trailers_are_kept() -> None:
     assert sent[-1] == {"type": "http.response.trailers", "headers": [(b"x-checksum", b"1")]}
     assert sent[0]["trailers"] is True
     assert gzip.decompress(body_of(sent)) == BIG.encode()
+
+
+@pytestmark_anyio
+async def test_no_content_length_when_a_one_piece_compressed_body_declares_trailers() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"1000")]
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": headers, "trailers": True}
+        )
+        await send({"type": "http.response.body", "body": BIG.encode()})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"1")]})
+
+    sent = await call(GZipMiddleware(app), make_scope())
+    headers = headers_of(sent)
+    assert headers["content-encoding"] == "gzip"
+    assert "content-length" not in headers
+    assert gzip.decompress(body_of(sent)) == BIG.encode()
+    assert sent[-1]["type"] == "http.response.trailers"
 
 
 @pytestmark_anyio

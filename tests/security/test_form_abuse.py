@@ -70,7 +70,7 @@ async def test_too_many_urlencoded_fields() -> None:
     answer = await post(b"&".join([b"a=1"] * 1001), URLENCODED)
     assert (answer.status, answer.body) == (
         400,
-        b"Too many fields: the limit (max_fields) is 1000.",
+        b"Too many fields. Maximum number of fields is 1000.",
     )
 
 
@@ -78,13 +78,16 @@ async def test_too_many_multipart_fields() -> None:
     answer = await post(b"".join([field("a", b"1")] * 1001) + END, MULTIPART)
     assert (answer.status, answer.body) == (
         400,
-        b"Too many fields: the limit (max_fields) is 1000.",
+        b"Too many fields. Maximum number of fields is 1000.",
     )
 
 
 async def test_too_many_files() -> None:
     answer = await post(b"".join([upload("f", b"1")] * 1001) + END, MULTIPART)
-    assert (answer.status, answer.body) == (400, b"Too many files: the limit (max_files) is 1000.")
+    assert (answer.status, answer.body) == (
+        400,
+        b"Too many files. Maximum number of files is 1000.",
+    )
 
 
 async def test_limits_at_exactly_the_maximum_pass() -> None:
@@ -96,7 +99,7 @@ async def test_limits_at_exactly_the_maximum_pass() -> None:
 async def test_oversized_multipart_field() -> None:
     answer = await post(field("big", b"x" * (1024 * 1024 + 1)) + END, MULTIPART)
     assert answer.status == 400
-    assert answer.body.startswith(b"Field 'big' is larger than the limit (max_part_size)")
+    assert answer.body == b"Part exceeded maximum size of 1024KB."
 
 
 @pytest.mark.parametrize("where", ["key", "value"])
@@ -113,7 +116,7 @@ async def test_megabytes_of_urlencoded_key_in_bounded_memory(where: str) -> None
     finally:
         tracemalloc.stop()
     assert answer.status == 400
-    assert answer.body.startswith(b"A form field is larger than the limit (max_part_size)")
+    assert answer.body == b"Field exceeded maximum size of 1024KB."
     assert peak < 4 * 1024 * 1024, f"parsing peaked at {peak} bytes"
 
 
@@ -137,10 +140,7 @@ async def test_overlong_boundaries(length: int) -> None:
     answer = await post(
         body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
     )
-    assert answer.status == 400
-    assert (
-        answer.body == b"Invalid multipart boundary: it must be 1 to 70 visible ASCII characters."
-    )
+    assert (answer.status, answer.body) == (400, b"Invalid multipart data.")
 
 
 @pytest.mark.parametrize("boundary", ['""', "a\x00b", "a\tb", "\u00e9t\u00e9"])
@@ -153,7 +153,7 @@ async def test_megabytes_of_part_headers() -> None:
     head = 'Content-Disposition: form-data; name="a"\r\nX-Filler: ' + "y" * (4 * 1024 * 1024)
     answer = await post(part(head, b"1") + END, MULTIPART)
     assert answer.status == 400
-    assert answer.body == b"Malformed multipart body: Maximum header size exceeded."
+    assert answer.body == b"Invalid multipart data."
 
 
 async def test_deep_nesting_of_nothing_stays_flat() -> None:

@@ -9,12 +9,15 @@ TrustedHost's ``www`` redirect). What stellate promises:
 * with ``TrustedHostMiddleware`` a well-formed Host that is not allowed never reaches the
   application (400), so nothing it builds can point elsewhere;
 * no redirect stellate sends changes the host, whatever the path holds (``//evil``,
-  backslashes, encoded slashes): Location's network location is always the request's
-  (validated) host.
+  backslashes, encoded slashes): Location is an absolute URL whose network location is
+  always the request's (validated) host. After a host, a path such as ``//evil.example/``
+  is just a path (Starlette keeps it so, and so does stellate since it follows Starlette
+  there); it could only name a host in a *relative* reference, which stellate never sends.
 """
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,6 +30,7 @@ from stellate.middleware.trustedhost import TrustedHostMiddleware
 from stellate.requests import Request
 from stellate.responses import JSONResponse, PlainTextResponse, Response
 from stellate.routing import Route
+from stellate.types import Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
 
@@ -128,6 +132,8 @@ async def test_trusted_host_keeps_poisoned_hosts_from_the_app(host: str) -> None
         *[[host] for host in MALFORMED_HOSTS],
         ["xgood.example"],
         ["good.example.."],
+        ["good.example."],
+        ["good.example:65536"],
     ],
 )
 async def test_trusted_host_refuses_ambiguous_hosts(hosts: list[str]) -> None:
@@ -139,7 +145,7 @@ async def test_trusted_host_refuses_ambiguous_hosts(hosts: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["good.example", "GOOD.example", "good.example.", "a.b.good.example:8000"]
+    "host", ["good.example", "GOOD.example", "good.example:000443", "a.b.good.example:8000"]
 )
 async def test_trusted_host_allows_its_hosts(host: str) -> None:
     app = make_app(
@@ -166,7 +172,6 @@ async def test_https_redirect_only_changes_the_scheme(path: str, host: str) -> N
     target = urlsplit(location)
     assert target.scheme == "https"
     assert target.netloc == ("good.example:8443" if host.endswith("8443") else "good.example")
-    assert not target.path.startswith("//"), location
     assert "\\" not in (location or "")
 
 
@@ -186,4 +191,92 @@ async def test_redirect_slashes_stays_on_the_host(path: str) -> None:
     if answer.status == 307:
         location = answer.header("location")
         assert netloc(location) == "good.example", location
-        assert not urlsplit(location).path.startswith("//"), location
+        assert urlsplit(location).scheme == "http", location
+
+
+# Issue 22 item 9: hostile Host literals and paths, in process (both backends).
+BAD_IP_LITERALS = [
+    "[:::]",
+    "[1::2::3]",
+    "[1:2:3:4:5:6:7:8:9]:80",
+    "[::ffff:999.1.1.1]",
+    "[::1%25eth0]",
+    "[V7.site]",
+]
+
+
+@pytest.mark.parametrize("host", BAD_IP_LITERALS)
+async def test_bad_ip_literal_host_never_gives_a_500(host: str) -> None:
+    answer = await get(make_app(), "/where", host)
+    assert answer.status == 200
+    urls = answer.body.decode()
+    assert '"url":"http://10.1.2.3:8080/where"' in urls, urls
+    assert '"for":"http://10.1.2.3:8080/where"' in urls, urls
+
+
+@pytest.mark.parametrize("host", BAD_IP_LITERALS)
+async def test_redirect_slashes_never_builds_location_from_a_bad_ip_literal(host: str) -> None:
+    app = Stellate(routes=[Route("/where", where, name="where")])
+    answer = await get(app, "/where/", host)
+    assert answer.status == 307
+    assert answer.header("location") == "http://10.1.2.3:8080/where"
+
+
+@pytest.mark.parametrize("host", ["[::1]:8000", "[v7.site]", "[::ffff:1.2.3.4]"])
+async def test_valid_ip_literal_host_is_used(host: str) -> None:
+    answer = await get(make_app(), "/where", host)
+    assert answer.status == 200
+    assert f'"url":"http://{host}/where"'.encode() in answer.body
+
+
+@pytest.mark.parametrize(
+    "path", ["@evil.example", "me:pw@evil.example", "https://evil.example/x", "*", ".evil.example"]
+)
+async def test_scope_path_without_leading_slash_never_names_another_host(path: str) -> None:
+    # No route matches such a path, so a raw app reads the URL, as a middleware would.
+    seen: dict[str, object] = {}
+
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        seen["host"] = request.url.hostname
+        seen["path"] = request.url.path
+        seen["base"] = str(request.base_url)
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    answer = await call(raw, path, headers=[("host", "good.example")], server=SERVER)
+    assert answer.status == 200
+    assert seen == {"host": "good.example", "path": "/" + path, "base": "http://good.example/"}
+
+
+async def test_url_for_with_hostile_path_values_stays_on_the_host() -> None:
+    async def go(request: Request) -> Response:
+        target = request.query_params["to"]
+        return JSONResponse(
+            {
+                "relative": str(request.app.url_path_for("page", rest=target)),
+                "absolute": str(request.url_for("page", rest=target)),
+                "braces": str(request.app.url_path_for("pair", a="{b}", b="x")),
+            }
+        )
+
+    app = Stellate(
+        routes=[
+            Route("/go", go),
+            Route("/p/{a}/{b}", go, name="pair"),
+            Route("/{rest:path}", go, name="page"),
+        ]
+    )
+    for target, relative in [
+        (b"/evil.example", "/%2Fevil.example"),
+        (b"%5Cevil.example", "/%5Cevil.example"),
+        (b"/%5Cevil.example", "/%2F%5Cevil.example"),
+    ]:
+        answer = await call(
+            app, "/go", headers=[("host", "good.example")], query_string=b"to=" + target
+        )
+        assert answer.status == 200
+        urls = json.loads(answer.body)
+        assert urls["relative"] == relative
+        assert urlsplit(urls["relative"]).netloc == ""
+        assert urlsplit(urls["absolute"]).netloc == "good.example"
+        assert urls["braces"] == "/p/{b}/x"

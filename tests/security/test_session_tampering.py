@@ -141,6 +141,6 @@ def test_the_session_cookie_is_httponly_samesite_and_expires(
     with test_client_factory(make_app()) as client:
         response = client.get("/login")
     cookie = response.headers["set-cookie"]
-    assert "HttpOnly" in cookie
-    assert "SameSite=lax" in cookie
-    assert f"Max-Age={MAX_AGE}" in cookie
+    assert "; httponly" in cookie
+    assert "; samesite=lax" in cookie
+    assert f"; Max-Age={MAX_AGE}; " in cookie

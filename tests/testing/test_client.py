@@ -104,7 +104,7 @@ async def test_async_chunked_body(anyio_backend: str) -> None:
 
     async with AsyncTestClient(scope_app) as client:
         data = (await client.post("/", content=chunks())).json()
-    assert data["chunks"] == [["one", True], ["two", False]]
+    assert data["chunks"] == [["onetwo", False]]
 
 
 @pytest.mark.anyio
@@ -134,16 +134,16 @@ async def test_lifespan_startup_failure_is_raised(anyio_backend: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_lifespan_shutdown_failure_is_raised(anyio_backend: str) -> None:
+async def test_lifespan_shutdown_failure_without_error_is_accepted(anyio_backend: str) -> None:
+    # As in Starlette: a shutdown failure the app does not raise ends the block quietly.
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "lifespan.startup.complete"})
         await receive()
         await send({"type": "lifespan.shutdown.failed", "message": "stuck"})
 
-    with pytest.raises(RuntimeError, match="Lifespan shutdown failed: stuck"):
-        async with AsyncTestClient(app):
-            pass
+    async with AsyncTestClient(app):
+        pass
 
 
 @pytest.mark.anyio
@@ -198,7 +198,7 @@ async def test_app_that_sends_nothing(anyio_backend: str) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return None
 
-    with pytest.raises(RuntimeError, match="without sending a response"):
+    with pytest.raises(AssertionError, match=r"^TestClient did not receive any response\.$"):
         await AsyncTestClient(app).get("/")
 
 

@@ -390,6 +390,25 @@ BROKEN: list[tuple[str, Any, list[Any], list[Any]]] = [
     ("ws-denial-order", ws_scope(**WS_DENIAL), [CONNECT], [RECV, DENY_BODY]),
     ("ws-denial-order", ws_scope(**WS_DENIAL), [CONNECT], [RECV, DENY, ACCEPT]),
     ("ws-denial-order", ws_scope(**WS_DENIAL), [CONNECT], [RECV, DENY, CLOSE]),
+    # Content-Length and bodiless responses.
+    ("http-content-length", http_scope(), [], [start(headers=[(b"content-length", b"3")]), BODY]),
+    ("http-content-length", http_scope(), [], [start(headers=[(b"content-length", b"1")]), BODY]),
+    (
+        "http-content-length",
+        http_scope(),
+        [],
+        [start(headers=[(b"content-length", b"1")]), {**BODY, "more_body": True}],
+    ),
+    (
+        "http-content-length",
+        http_scope(),
+        [],
+        [start(headers=[(b"content-length", b"2"), (b"content-length", b"2")]), BODY],
+    ),
+    ("http-content-length", http_scope(), [], [start(headers=[(b"content-length", b"-2")])]),
+    ("http-body-not-allowed", http_scope(method="HEAD"), [], OK),
+    ("http-body-not-allowed", http_scope(), [], [start(status=204), BODY]),
+    ("http-body-not-allowed", http_scope(), [], [start(status=304), BODY]),
     # Lifespan.
     ("lifespan-order", lifespan_scope(), [SHUTDOWN], [RECV]),
     ("lifespan-order", lifespan_scope(), [STARTUP, STARTUP], [RECV, RECV]),
@@ -438,6 +457,30 @@ def test_every_rule_has_a_broken_case() -> None:
 
 CORRECT: list[tuple[str, Any, list[Any], list[Any]]] = [
     ("plain", http_scope(), [REQUEST], [RECV, *OK]),
+    (
+        "content-length matching a body in chunks",
+        http_scope(),
+        [],
+        [
+            start(headers=[(b"content-length", b"4")]),
+            {**BODY, "more_body": True},
+            {"type": "http.response.body", "body": b"", "more_body": True},
+            {**BODY, "more_body": False},
+        ],
+    ),
+    (
+        "HEAD, 204 and 304 keep their content-length but send no bytes",
+        http_scope(method="HEAD"),
+        [],
+        [start(headers=[(b"content-length", b"10")]), {"type": "http.response.body"}],
+    ),
+    ("204 without body", http_scope(), [], [start(status=204), {"type": "http.response.body"}]),
+    (
+        "304 with the length of the full representation",
+        http_scope(),
+        [],
+        [start(status=304, headers=[(b"content-length", b"99")]), {"type": "http.response.body"}],
+    ),
     (
         "minimal scope",
         {
@@ -787,6 +830,19 @@ def test_asgi2_app_is_called_in_two_steps(raw_test_client_factory: Any) -> None:
     # The wrapper is an ASGI 3 app, so the client cannot see the ASGI 2 style any more:
     # the wrapper must detect it (as the clients do) and make the two calls itself.
     assert raw_test_client_factory(wrap(_ASGI2App)).get("/two").text == "/two"
+
+
+def test_endpoint_classes_are_asgi3(raw_test_client_factory: Any) -> None:
+    # A class whose instances are awaitable (HTTPEndpoint) is called as an ASGI 3 app.
+    from stellate.endpoints import HTTPEndpoint
+    from stellate.requests import Request
+    from stellate.responses import PlainTextResponse
+
+    class Hello(HTTPEndpoint):
+        async def get(self, request: Request) -> PlainTextResponse:
+            return PlainTextResponse("hello")
+
+    assert raw_test_client_factory(wrap(Hello)).get("/").text == "hello"
 
 
 def test_asgi2_app_is_still_checked(raw_test_client_factory: Any) -> None:

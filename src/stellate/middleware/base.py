@@ -44,7 +44,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
 from stellate._disconnect import get_multiplexer
 from stellate.requests import Request
 from stellate.responses import AsyncContentStream, Response, StreamingResponse
@@ -95,33 +95,32 @@ class BaseHTTPMiddleware:
         log: _ReceiveLog,
         calls: list[_AppCall],
     ) -> None:
-        with collapse_excgroups():
-            async with anyio.create_task_group() as group:
+        async with create_task_group() as group:
 
-                async def call_next(request: Request) -> Response:
-                    call = _AppCall()
-                    calls.append(call)
-                    group.start_soon(call.run, self.app, request.scope, log.replayer())
-                    try:
-                        return await call.response()
-                    except RuntimeError:
-                        mux = get_multiplexer(scope)
-                        if call.error is not None or mux is None or not mux.disconnected:
-                            raise
-                        # The client left and the app answered nothing (it was cancelled
-                        # on disconnect): this dispatch ends too, quietly.
-                        group.cancel_scope.cancel()
-                        await anyio.lowlevel.checkpoint()
+            async def call_next(request: Request) -> Response:
+                call = _AppCall()
+                calls.append(call)
+                group.start_soon(call.run, self.app, request.scope, log.replayer())
+                try:
+                    return await call.response()
+                except RuntimeError:
+                    mux = get_multiplexer(scope)
+                    if call.error is not None or mux is None or not mux.disconnected:
                         raise
+                    # The client left and the app answered nothing (it was cancelled
+                    # on disconnect): this dispatch ends too, quietly.
+                    group.cancel_scope.cancel()
+                    await anyio.lowlevel.checkpoint()
+                    raise
 
-                response = await self.dispatch_func(request, call_next)
-                if response is None:
-                    raise TypeError(
-                        f"{_name(self.dispatch_func)} returned None instead of a Response; "
-                        "did you forget to 'return await call_next(request)'?"
-                    )
-                await response(scope, receive, send)
-                _settle(calls, group)
+            response = await self.dispatch_func(request, call_next)
+            if response is None:
+                raise TypeError(
+                    f"{_name(self.dispatch_func)} returned None instead of a Response; "
+                    "did you forget to 'return await call_next(request)'?"
+                )
+            await response(scope, receive, send)
+            _settle(calls, group)
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Override: return a response, usually ``await call_next(request)`` adjusted."""
@@ -385,29 +384,29 @@ class _StreamedResponse(StreamingResponse):
     def body_iterator(self, iterator: AsyncContentStream) -> None:
         self._iterator = iterator
 
+    def _start_message(self, prefix: str) -> dict[str, Any]:
+        # A replaced body is sent without the app's trailers: they belonged to its body.
+        extras = {k: v for k, v in self._start_extras.items() if k != "trailers"}
+        return {**super()._start_message(prefix), **extras}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         for message in self._early:
             await send(message)
+        iterator = self._iterator
+        if iterator is not None and iterator is not self._own_iterator:
+            # A body of dispatch's own: sent as every streamed body is (stellate._sending).
+            await super().__call__(scope, receive, send)
+            return
         start = {
             "type": "http.response.start",
             "status": self.status_code,
             "headers": list(self.raw_headers),
             **self._start_extras,
         }
-        iterator = self._iterator
-        if iterator is None or iterator is self._own_iterator:
-            await send(start)
-            await self._call.forward(send)
-            if self.background is not None:
-                # What dispatch attached runs after the app is done, its background included.
-                await self._call.finished.wait()
-                self._call.raise_pending_error()
-        else:
-            start.pop("trailers", None)
-            await send(start)
-            async for chunk in iterator:
-                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await send(start)
+        await self._call.forward(send)
         if self.background is not None:
+            # What dispatch attached runs after the app is done, its background included.
+            await self._call.finished.wait()
+            self._call.raise_pending_error()
             await self.background()

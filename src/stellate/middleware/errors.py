@@ -1,16 +1,19 @@
 """The outermost layer of an application's stack: the last answer to an unhandled error.
 
 ``ServerErrorMiddleware`` wraps everything else, user middleware included, so it sees every
-exception nothing else handled. If the response has not started, it sends a 500:
+exception nothing else handled (``ClientDisconnect`` included, as in Starlette). It builds
+a 500:
 
 * with ``debug=True``, a traceback page: HTML for clients that accept ``text/html``
   (browsers), plain text for the others (curl, test clients);
 * otherwise the application's handler for ``500``/``Exception`` if it has one, or a plain
   ``Internal Server Error`` that reveals nothing about the exception.
 
-It then re-raises the exception, always: the server logs it, and test clients can surface
-it. If the response had already started, nothing more can be sent and the exception is
-simply re-raised. Cancellation and other ``BaseException``s pass straight through, and an
+It sends it if the response has not started. The handler is called even when the response
+had already started (an error in a background task or mid-stream), as Starlette calls it,
+so it can report the error; its response is then discarded, since nothing more can be
+sent. It then re-raises the exception, always: the server logs it, and test clients can
+surface it. Cancellation and other ``BaseException``s pass straight through, and an
 exception group is re-raised as the group: collapsing several errors into one would hide
 the others.
 """
@@ -18,7 +21,6 @@ the others.
 from __future__ import annotations
 
 import inspect
-import logging
 import traceback
 from collections.abc import Callable
 from html import escape
@@ -26,12 +28,10 @@ from typing import Any
 
 from stellate import _debug_page
 from stellate._concurrency import is_async_callable, run_sync
-from stellate._exception_handling import track_start
-from stellate.requests import ClientDisconnect, Request
+from stellate._context import track_start
+from stellate.requests import Request
 from stellate.responses import HTMLResponse, PlainTextResponse, Response
 from stellate.types import ASGIApp, ExceptionHandler, Receive, Scope, Send
-
-logger = logging.getLogger("stellate.errors")
 
 __all__ = ["ServerErrorMiddleware"]
 
@@ -57,16 +57,14 @@ class ServerErrorMiddleware:
         tracked = track_start(send)
         try:
             await self.app(scope, receive, tracked)
-        except ClientDisconnect:
-            # The client left while its body was being read: nobody is there to answer,
-            # and it is not a bug in the application, so it does not reach the server's log.
-            logger.debug("client disconnected from %s before its request was read", scope["path"])
         except Exception as exc:
-            if not tracked.started:
-                await self._send_error(exc, scope, receive, send)
+            await self._answer_error(exc, scope, receive, send, started=tracked.started)
             raise
 
-    async def _send_error(self, exc: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer_error(
+        self, exc: Exception, scope: Scope, receive: Receive, send: Send, *, started: bool
+    ) -> None:
+        """Build the error response (the handler runs either way); send it if still possible."""
         # The body may already have been read (or be half-read) by the app, so the handler's
         # request cannot receive: reading it again could wait forever.
         request = Request(scope)
@@ -75,9 +73,11 @@ class ServerErrorMiddleware:
         except Exception:
             # A failing error handler still leaves the client with an answer; its own
             # exception (chained to the original) goes to the server's log.
-            await self.error_response(request, exc)(scope, receive, send)
+            if not started:
+                await self.error_response(request, exc)(scope, receive, send)
             raise
-        await response(scope, receive, send)
+        if not started:
+            await response(scope, receive, send)
 
     async def _error_response_for(self, request: Request, exc: Exception) -> Response:
         if self.debug:

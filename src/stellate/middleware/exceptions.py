@@ -2,7 +2,7 @@
 
 ``ExceptionMiddleware`` holds the application's exception handlers (all of them but the
 one for 500/``Exception``, which belongs to ``ServerErrorMiddleware`` at the outside of the
-stack). It publishes them in ``scope["stellate.exception_handlers"]`` so each endpoint can
+stack). It publishes them in the request context (:mod:`stellate._context`) so each endpoint can
 answer its own exceptions (see ``stellate._exception_handling``), and catches what escapes
 the router itself: a ``404``/``405`` raised before any endpoint runs, say.
 
@@ -13,15 +13,15 @@ with the exception's code and reason.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from stellate._context import context_of, track_start
 from stellate._exception_handling import (
-    SCOPE_KEY,
     check_handler_key,
     handle_http_exception,
     run_handling_exceptions,
-    track_start,
 )
 from stellate.exceptions import HTTPException, WebSocketException
 from stellate.requests import Request
@@ -76,7 +76,8 @@ class ExceptionMiddleware:
         if scope_type != "http" and scope_type != "websocket":
             await self.app(scope, receive, send)
             return
-        scope[SCOPE_KEY] = handlers = (self._exception_handlers, self._status_handlers)
+        handlers = (self._exception_handlers, self._status_handlers)
+        context_of(scope).exception_handlers = handlers
         if scope_type == "http":
             # run_handling_exceptions, inlined (every request's hot path); the handlers'
             # Request is built only if something is raised.
@@ -93,15 +94,25 @@ class ExceptionMiddleware:
         await run_handling_exceptions(self.app, scope, receive, send, websocket)
 
     async def _answer_http_exception(self, conn: Any, exc: Exception) -> Any:
-        # ``http_exception`` is sync for API compatibility, and sync handlers run in a worker
-        # thread; building a small response does not block, so the default skips the thread.
         # ``conn`` is a Request or a WebSocket, whichever the failing connection is.
         if conn.scope["type"] == "websocket":
             await self._http_exception_on_websocket(conn, exc)
             return None
         if type(self).http_exception is ExceptionMiddleware.http_exception:
             return self._default_answer(conn, exc)
-        return self.http_exception(conn, exc)
+        return await self._call_http_exception(conn, exc)
+
+    async def _call_http_exception(self, conn: Any, exc: Exception) -> Response:
+        """What :meth:`http_exception` (the default or an override) answers.
+
+        An override is ``async def``, as the method is; a plain ``def`` override (written
+        for older stellate releases, where the method was sync) is accepted too.
+        """
+        answer: Any = self.http_exception(conn, exc)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        response: Response = answer
+        return response
 
     def _default_answer(self, request: Request, exc: Exception) -> Response:
         """What :meth:`http_exception` answers, built once per status and detail.
@@ -112,11 +123,11 @@ class ExceptionMiddleware:
         """
         assert isinstance(exc, HTTPException)
         if exc.headers or type(exc.detail) is not str:
-            return self.http_exception(request, exc)
+            return _plain_answer(exc)
         key = (exc.status_code, exc.detail)
         response = self._answers.get(key)
         if response is None:
-            response = self.http_exception(request, exc)
+            response = _plain_answer(exc)
             if len(self._answers) < _ANSWERS_KEPT:
                 self._answers[key] = response
         return response
@@ -136,22 +147,20 @@ class ExceptionMiddleware:
             if websocket.application_state is not WebSocketState.CONNECTED:
                 return  # Already closed or answered: there is no one left to tell.
         elif "websocket.http.response" in websocket.scope.get("extensions", {}):
-            denial = self.http_exception(websocket, exc)  # type: ignore[arg-type]
+            denial = await self._call_http_exception(websocket, exc)
             await websocket.send_denial_response(denial)
             return
         code = 1011 if exc.status_code >= 500 else 1008
         await websocket.close(code=code, reason=exc.detail)
 
-    def http_exception(self, request: Request, exc: Exception) -> Response:
+    async def http_exception(self, request: Request, exc: Exception) -> Response:
         """The default answer to an ``HTTPException``: its detail as plain text.
 
-        204 and 304 responses cannot have a body, so those get an empty response.
+        204 and 304 responses cannot have a body, so those get an empty response. Override
+        it (``async def``, calling ``await super().http_exception(request, exc)`` if need
+        be) to shape every default HTTP error answer.
         """
-        assert isinstance(exc, HTTPException)
-        headers = dict(exc.headers) if exc.headers else None
-        if exc.status_code in _BODYLESS_STATUSES:
-            return Response(status_code=exc.status_code, headers=headers)
-        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+        return _plain_answer(exc)
 
     async def websocket_exception(self, websocket: WebSocket, exc: Exception) -> None:
         """The default answer to a ``WebSocketException``: close with its code and reason."""
@@ -160,6 +169,15 @@ class ExceptionMiddleware:
         assert isinstance(exc, WebSocketException)
         if websocket.application_state in (WebSocketState.CONNECTING, WebSocketState.CONNECTED):
             await websocket.close(code=exc.code, reason=exc.reason)
+
+
+def _plain_answer(exc: Exception) -> Response:
+    """The response of the default :meth:`ExceptionMiddleware.http_exception`."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code in _BODYLESS_STATUSES:
+        return Response(status_code=exc.status_code, headers=headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
 
 
 def _following_handshake(websocket: WebSocket, send: Send) -> Send:

@@ -15,9 +15,11 @@ Left untouched:
   archives and fonts (compressing them again costs CPU for nothing);
 * ``http.response.pathsend`` responses: the server sends the file itself.
 
-Trailers pass through after the compressed body. ``Vary: Accept-Encoding`` is added to
-every response that could have been compressed, so caches keep the two versions apart,
-and a strong ``ETag`` becomes weak on a compressed response (the bytes differ).
+Trailers pass through after the compressed body (a compressed response that declares
+trailers has no ``Content-Length``). ``Vary: Accept-Encoding`` is added to every response
+big enough to be compressed (or streamed), for every client, so caches keep the two
+versions apart; a small one-piece response goes out untouched, as in Starlette. A strong
+``ETag`` becomes weak on a compressed response (the bytes differ).
 Chunks of ``thread_minimum_size`` bytes or more are compressed in a worker thread, so a
 large body does not stall the event loop.
 """
@@ -69,17 +71,26 @@ def unattached_send(message: Message) -> NoReturn:
     raise RuntimeError("send awaited before the responder was called with the server's send")
 
 
+def _media_type(content_type: str) -> str:
+    """``Text/HTML; charset=utf-8`` -> ``text/html``: how types are compared, both sides."""
+    return content_type.partition(";")[0].strip().lower()
+
+
 @functools.lru_cache(maxsize=32)
 def _exclusions(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
     """Exact media types and ``type/`` prefixes (from ``type/*``), computed once per tuple."""
-    exact = frozenset(p.lower() for p in patterns if not p.endswith("/*"))
-    prefixes = tuple(p[:-1].lower() for p in patterns if p.endswith("/*"))
+    media_types = [_media_type(pattern) for pattern in patterns]
+    exact = frozenset(m for m in media_types if not m.endswith("/*"))
+    prefixes = tuple(m[:-1] for m in media_types if m.endswith("/*"))
     return exact, prefixes
 
 
 def _is_excluded(content_type: str, patterns: tuple[str, ...]) -> bool:
     exact, prefixes = _exclusions(patterns)
-    media_type = content_type.partition(";")[0].strip().lower()
+    media_type = _media_type(content_type)
+    if media_type.startswith("application/grpc+"):
+        # Every gRPC flavour (+proto, +json, ...) is gRPC framing.
+        media_type = "application/grpc"
     return media_type in exact or media_type.startswith(prefixes)
 
 
@@ -167,7 +178,8 @@ class IdentityResponder:
     """One response, sent without compression (the client did not accept gzip).
 
     It still adds ``Vary: Accept-Encoding`` where a gzip-accepting client would have got
-    a compressed answer. :class:`GZipResponder` builds on it and compresses.
+    a compressed answer, so it holds the start until the first body chunk tells whether
+    the body is big enough. :class:`GZipResponder` builds on it and compresses.
     """
 
     content_encoding: str | None = None
@@ -196,7 +208,7 @@ class IdentityResponder:
             # The app started a response and returned without a body message (a route
             # deadline leaves a started stream unfinished on purpose): pass the start on
             # rather than swallow the whole response.
-            await self._release_start(compressed=False, body=None)
+            await self._release_start(vary=False)
 
     def apply_compression(self, body: bytes, *, more_body: bool) -> bytes:
         """The identity coding: the body as it is."""
@@ -217,9 +229,7 @@ class IdentityResponder:
         if kind == "http.response.start":
             # A HEAD response has no body to compress; its headers describe the GET's.
             self.passthrough = self.method == "HEAD" or self._untouchable(message)
-            if self.passthrough or self.content_encoding is None:
-                if not self.passthrough:
-                    MutableHeaders(scope=message).add_vary_header("Accept-Encoding")
+            if self.passthrough:
                 self.started = True
                 await self.send(message)
             else:
@@ -237,7 +247,7 @@ class IdentityResponder:
             await self._start_body(message)
             return
         # Anything else (pathsend, trailers, ...) first releases the untouched start.
-        await self._release_start(compressed=False, body=None)
+        await self._release_start(vary=False)
         await self.send(message)
 
     async def _send_after_start(self, message: Message) -> None:
@@ -252,23 +262,30 @@ class IdentityResponder:
         body = bytes(message.get("body", b""))
         more_body = bool(message.get("more_body", False))
         if not more_body and len(body) < self.minimum_size:
-            await self._release_start(compressed=False, body=None)
+            await self._release_start(vary=False)
+            await self.send(message)
+            return
+        if self.content_encoding is None:
+            await self._release_start(vary=True)
             await self.send(message)
             return
         compressed = await self._compress(body, more_body=more_body)
-        await self._release_start(compressed=True, body=None if more_body else compressed)
+        await self._release_start(vary=True, body=None if more_body else compressed)
         await self.send({**message, "body": compressed})
 
-    async def _release_start(self, *, compressed: bool, body: bytes | None) -> None:
+    async def _release_start(self, *, vary: bool, body: bytes | None = None) -> None:
+        """Send the held start: with ``Vary`` if the body was a candidate by size, and
+        re-framed for the compressed ``body`` (None: streamed) if it is compressed."""
         message = self.initial_message
         assert message is not None
         self.initial_message = None
         self.started = True
         headers = MutableHeaders(scope=message)
-        headers.add_vary_header("Accept-Encoding")
-        if compressed and self.content_encoding is not None:
+        if vary:
+            headers.add_vary_header("Accept-Encoding")
+        if vary and self.content_encoding is not None:
             headers["Content-Encoding"] = self.content_encoding
-            if body is None:
+            if body is None or message.get("trailers", False):
                 del headers["Content-Length"]
             else:
                 headers["Content-Length"] = str(len(body))

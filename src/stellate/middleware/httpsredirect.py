@@ -7,7 +7,8 @@ are kept. The redirect is a 307, so the method and body are kept too.
 The target is built from the request's own URL, whose host comes from a well-formed
 ``Host`` header (or the server's address) and whose path is encoded so it cannot be read
 back as another host (``//evil.example``) or split the ``Location`` header (CR/LF): the
-redirect only ever changes the scheme.
+redirect only ever changes the scheme. A request that names no host at all is answered
+``400 Invalid host header``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class HTTPSRedirectMiddleware:
         if scope["type"] in ("http", "websocket") and scope.get("scheme") in _SECURE_SCHEMES:
             url = secure_url(scope)
             response: Response = (
-                PlainTextResponse("Cannot redirect to HTTPS: the request names no host", 400)
+                PlainTextResponse("Invalid host header", 400)
                 if url is None
                 else RedirectResponse(url, status_code=307)
             )

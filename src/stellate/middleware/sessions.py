@@ -6,13 +6,17 @@ cookie that was tampered with, truncated, signed with another key, older than
 ``max_age`` or not a JSON object gives an empty session, never an error. Keep secrets out
 of it, and keep it small (browsers drop cookies over about 4 KB).
 
-The session is a :class:`Session`, a dict that notes when it was read and when it
-changed, so the response says only what it must:
+The session is a :class:`Session`, a dict that notes, as Starlette's does, when it was
+accessed (``request.session`` fetched, or the session changed) and when it changed, so
+the response says only what it must:
 
 * ``Set-Cookie`` only when the session changed (it is re-signed then, which also
   renews its age); a session emptied by the request deletes the cookie;
-* ``Vary: Cookie`` whenever the session was read, so a shared cache never serves one
+* ``Vary: Cookie`` whenever the session was accessed, so a shared cache never serves one
   user's page to another.
+
+The ``Set-Cookie`` text is Starlette's, attribute for attribute (lower-case names, in its
+order), which differs from ``Response.set_cookie``'s.
 
 Changes inside a value (``request.session["cart"].append(item)``) are invisible to the
 dict: call ``request.session.mark_modified()`` after them, or assign the value again.
@@ -23,7 +27,7 @@ from __future__ import annotations
 import binascii
 import json
 from base64 import b64decode, b64encode
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import itsdangerous
@@ -39,7 +43,12 @@ _MISSING: Any = object()
 
 
 class Session(dict[str, Any]):
-    """The session dict: ``accessed`` and ``modified`` say what the request did with it."""
+    """The session dict: ``accessed`` and ``modified`` say what the request did with it.
+
+    Reads do not count as accesses: fetching ``request.session`` does (see
+    :meth:`mark_accessed`). Every change marks both; an operation that changes nothing
+    (``pop`` of a missing key, ``setdefault`` of a present one) marks nothing.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,53 +56,13 @@ class Session(dict[str, Any]):
         self.modified = False
 
     def mark_accessed(self) -> None:
-        """Record that the session was read: the response varies with the cookie."""
+        """Record that the session was fetched: the response varies with the cookie."""
         self.accessed = True
 
     def mark_modified(self) -> None:
         """Record that the session changed: the response sets the cookie again."""
         self.accessed = True
         self.modified = True
-
-    # -- reads
-
-    def __getitem__(self, key: str) -> Any:
-        self.mark_accessed()
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.mark_accessed()
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        self.mark_accessed()
-        return super().__contains__(key)
-
-    def __iter__(self) -> Iterator[str]:
-        self.mark_accessed()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self.mark_accessed()
-        return super().__len__()
-
-    def keys(self) -> Any:
-        self.mark_accessed()
-        return super().keys()
-
-    def values(self) -> Any:
-        self.mark_accessed()
-        return super().values()
-
-    def items(self) -> Any:
-        self.mark_accessed()
-        return super().items()
-
-    def __repr__(self) -> str:
-        self.mark_accessed()
-        return f"{type(self).__name__}({super().__repr__()})"
-
-    # -- writes
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.mark_modified()
@@ -104,14 +73,11 @@ class Session(dict[str, Any]):
         self.mark_modified()
 
     def clear(self) -> None:
-        self.mark_accessed()
-        if super().__len__():
-            self.mark_modified()
+        self.mark_modified()
         super().clear()
 
     def pop(self, key: str, *args: Any) -> Any:
         """Remove ``key`` and return its value (or the default); changes only if present."""
-        self.mark_accessed()
         value = super().pop(key, _MISSING)
         if value is not _MISSING:
             self.mark_modified()
@@ -121,14 +87,12 @@ class Session(dict[str, Any]):
         raise KeyError(key)
 
     def popitem(self) -> tuple[str, Any]:
-        self.mark_accessed()
         item = super().popitem()
         self.mark_modified()
         return item
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, set to ``default`` first if absent (a change only then)."""
-        self.mark_accessed()
         if not super().__contains__(key):
             self.mark_modified()
         return super().setdefault(key, default)
@@ -140,6 +104,9 @@ class Session(dict[str, Any]):
     def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
         self.update(other)
         return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({super().__repr__()})"
 
 
 def _encode(data: Mapping[str, Any]) -> bytes:
@@ -161,9 +128,9 @@ class SessionMiddleware:
 
     ``max_age`` (seconds, default 14 days) bounds how long a cookie is accepted and is
     sent as its ``Max-Age``; None makes it a browser-session cookie with no expiry.
-    ``https_only`` marks the cookie ``Secure``; ``same_site``, ``path``, ``domain`` and
+    ``https_only`` marks the cookie ``secure``; ``same_site``, ``path``, ``domain`` and
     ``partitioned`` become the cookie attributes of the same names. The cookie is always
-    ``HttpOnly``: scripts have no business reading it.
+    ``httponly``: scripts have no business reading it.
     """
 
     def __init__(
@@ -183,16 +150,23 @@ class SessionMiddleware:
         self.session_cookie = session_cookie
         self.max_age = max_age
         self.path = path
-        self.security_flags = {
-            "path": path,
-            "domain": domain,
-            "secure": https_only,
-            "httponly": True,
-            "samesite": same_site,
-            "partitioned": partitioned,
-        }
         # Checked now (bad names, attributes with ';'...), not on the first response.
-        serialize_cookie(session_cookie, "", **self.security_flags)  # type: ignore[arg-type]
+        serialize_cookie(
+            session_cookie,
+            "",
+            path=path,
+            domain=domain,
+            secure=https_only,
+            samesite=same_site,
+            partitioned=partitioned,
+        )
+        self.security_flags = f"httponly; samesite={same_site}"
+        if https_only:
+            self.security_flags += "; secure"
+        if domain is not None:
+            self.security_flags += f"; domain={domain}"
+        if partitioned:
+            self.security_flags += "; partitioned"
         self._cookie_prefix = session_cookie.encode("ascii") + b"="
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -243,15 +217,11 @@ class SessionMiddleware:
             return
         if current:
             value = (self.signer.sign(_encode(current))).decode("ascii")
-            headers.append("set-cookie", self._cookie(value, self.max_age))
+            max_age = "" if self.max_age is None else f"Max-Age={self.max_age}; "
+            headers.append("set-cookie", self._cookie(value, max_age))
         elif had_cookie:
-            headers.append("set-cookie", self._cookie("", 0, expires=EPOCH))
+            headers.append("set-cookie", self._cookie("null", f"expires={EPOCH}; "))
 
-    def _cookie(self, value: str, max_age: int | None, expires: str | None = None) -> str:
-        return serialize_cookie(
-            self.session_cookie,
-            value,
-            max_age=max_age,
-            expires=expires,
-            **self.security_flags,  # type: ignore[arg-type]
-        )
+    def _cookie(self, value: str, lifetime: str) -> str:
+        """The ``Set-Cookie`` value, in Starlette's session-cookie format."""
+        return f"{self.session_cookie}={value}; path={self.path}; {lifetime}{self.security_flags}"

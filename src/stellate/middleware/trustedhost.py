@@ -8,13 +8,18 @@ application sees it.
 
 Patterns are exact host names (``example.com``), wildcard subdomains (``*.example.com``:
 any depth of subdomain, not ``example.com`` itself), IP literals (``127.0.0.1``, ``::1``
-or ``[::1]``) or ``*`` (any host: the middleware does nothing). Matching ignores case, a
-trailing dot and the port. A Host that is missing, repeated, empty, too long, or carries
-userinfo, spaces or a path is never allowed (except with ``*``).
+or ``[::1]``) or ``*`` (any host: the middleware does nothing). Matching ignores case and
+the port, as Starlette's does; a trailing dot is part of the name (``example.com.`` is
+not ``example.com``). Any Host that RFC 3986 allows is matched (registered names with
+any reg-name character, IPv4, valid IPv6 and IPvFuture literals, a port of any number of
+digits); one that is missing, repeated, empty, too long, malformed (userinfo, spaces, a
+path, an invalid IPv6 literal) or whose port is above 65535 is never allowed (except
+with ``*``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 
@@ -29,16 +34,41 @@ ENFORCE_DOMAIN_WILDCARD = "Domain wildcard patterns must be like '*.example.com'
 
 # A DNS name may have 253 characters; anything longer is not a host name.
 _MAX_HOST_LENGTH = 253
-# A registered name (letters, digits, hyphens, dots; underscores occur in the wild) or
-# a bracketed IPv6 literal, then an optional numeric port.
-_HOST = re.compile(r"(?P<host>[a-z0-9_.\-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
+# RFC 3986 host (lower-cased first): a reg-name (which covers IPv4 addresses), or a
+# bracketed IP literal -- IPv6 (checked by ``ipaddress`` afterwards) or IPvFuture -- then
+# an optional port of any number of digits (RFC 3986: ``port = *DIGIT``).
+_HOST = re.compile(
+    r"(?P<host>(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*"
+    r"|\[(?P<ipv6>[0-9a-f:.]+)\]"
+    r"|\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\])"
+    r"(?::(?P<port>[0-9]*))?"
+)
+_MAX_PORT = 65535
 
 
 def _normalise_host(host: str) -> str:
+    """Lower-cased; an IPv6 literal without brackets (``[::1]`` and ``::1`` are one host)."""
     host = host.lower()
-    if host.startswith("[") and host.endswith("]"):
+    if host.startswith("[") and host.endswith("]") and not host.startswith("[v"):
         host = host[1:-1]
-    return host[:-1] if host.endswith(".") else host
+    return host
+
+
+def _valid_port(digits: str | None) -> bool:
+    """Whether the port's value (not its spelling: ``000443`` is 443) is a TCP port."""
+    significant = (digits or "").lstrip("0")
+    # Checked by length first: int() of thousands of digits is refused by Python itself.
+    return len(significant) <= len(str(_MAX_PORT)) and int(significant or 0) <= _MAX_PORT
+
+
+def _valid_ipv6(literal: str | None) -> bool:
+    if literal is None:
+        return True
+    try:
+        ipaddress.IPv6Address(literal)
+    except ValueError:
+        return False
+    return True
 
 
 def request_host(scope: Scope) -> str | None:
@@ -49,7 +79,9 @@ def request_host(scope: Scope) -> str | None:
         return None
     text = values[0].decode("latin-1").lower()
     match = _HOST.fullmatch(text)
-    if match is None or int(match.group("port") or 0) > 65535:
+    if match is None or not _valid_ipv6(match.group("ipv6")):
+        return None
+    if not _valid_port(match.group("port")):
         # A port past 65535 is no port: stellate's URLs ignore such a Host, so must this.
         return None
     host = _normalise_host(match.group("host"))
@@ -76,7 +108,8 @@ class TrustedHostMiddleware:
             if "*" in pattern[1:] or (
                 pattern.startswith("*") and pattern != "*" and not pattern.startswith("*.")
             ):
-                raise ValueError(ENFORCE_DOMAIN_WILDCARD)
+                # Starlette's exception type (an explicit raise survives ``python -O``).
+                raise AssertionError(ENFORCE_DOMAIN_WILDCARD)
         self.app = app
         self.allowed_hosts = patterns
         self.allow_any = "*" in patterns
@@ -97,10 +130,12 @@ class TrustedHostMiddleware:
             await self.app(scope, receive, send)
             return
         if host is not None and self.www_redirect and ("www." + host) in self._exact:
-            # The target is an allowed host, built from the validated Host header: the
-            # redirect can only ever lead to this application.
-            url = URL(scope=scope)
-            redirect = url.replace(netloc="www." + url.netloc)
+            # The target is an allowed host, built from the validated Host header itself
+            # (the request URL may have fallen back to the server's address for a Host it
+            # does not use, such as a zero-padded port): the redirect can only ever lead
+            # to this application.
+            netloc = header_values(scope, b"host")[0].decode("latin-1")
+            redirect = URL(scope=scope).replace(netloc="www." + netloc)
             await send_refusal(RedirectResponse(redirect, status_code=307), scope, receive, send)
             return
         await send_refusal(

@@ -41,6 +41,18 @@ def _message_type(message: Any, direction: str) -> str:
     return message["type"]  # type: ignore[no-any-return]
 
 
+def _declared_length(message: Mapping[str, Any]) -> int | None:
+    """The response's content-length, checked: one header, a decimal number (None if absent)."""
+    values = [value for name, value in message.get("headers", ()) if name == b"content-length"]
+    if not values:
+        return None
+    if len(values) > 1:
+        fail("http-content-length", "content-length sent more than once", message)
+    if not values[0].isdigit():
+        fail("http-content-length", f"content-length {values[0]!r} is not a number", message)
+    return int(values[0])
+
+
 class ProtocolChecker:
     """Checks one connection's messages; subclasses fill in the two dispatch tables."""
 
@@ -88,6 +100,9 @@ class HTTPChecker(ProtocolChecker):
         self.trailers_expected = False
         self.body_done = False
         self.complete = False
+        self.bodiless = scope.get("method") == "HEAD"
+        self.content_length: int | None = None
+        self.body_size = 0
 
     # received -----------------------------------------------------------------------------
     def _request(self, message: Mapping[str, Any]) -> None:
@@ -117,6 +132,28 @@ class HTTPChecker(ProtocolChecker):
         check_field(message, "trailers", bool)
         self.started = True
         self.trailers_expected = message.get("trailers", False)
+        self.bodiless = self.bodiless or status in (204, 304) or status < 200
+        self.content_length = _declared_length(message)
+
+    def _count_body(self, message: Mapping[str, Any], size: int, *, last: bool) -> None:
+        """Bodiless responses carry no bytes; others carry as many as content-length says."""
+        if not size and not last:
+            return
+        if self.bodiless:
+            if size:
+                fail("http-body-not-allowed", "body bytes on a response that has no body", message)
+            return
+        self.body_size += size
+        declared = self.content_length
+        if declared is None:
+            return
+        if self.body_size > declared or (last and self.body_size != declared):
+            fail(
+                "http-content-length",
+                f"content-length says {declared} bytes, the body has "
+                f"{'more than ' if not last else ''}{self.body_size}",
+                message,
+            )
 
     def _body_allowed(self, message: Mapping[str, Any]) -> None:
         if not self.started:
@@ -135,17 +172,21 @@ class HTTPChecker(ProtocolChecker):
         self._body_allowed(message)
         check_field(message, "body", bytes)
         check_field(message, "more_body", bool)
-        if not message.get("more_body", False):
+        last = not message.get("more_body", False)
+        self._count_body(message, len(message.get("body", b"")), last=last)
+        if last:
             self._end_body()
 
     def _zerocopy(self, message: Mapping[str, Any]) -> None:
         self._body_allowed(message)
+        self.content_length = None  # the file's share of the body is not known here
         check_field(message, "more_body", bool)
         if not message.get("more_body", False):
             self._end_body()
 
     def _pathsend(self, message: Mapping[str, Any]) -> None:
         self._body_allowed(message)
+        self.content_length = None  # the file's size is not known here
         if not isinstance(message.get("path"), str):
             fail("message-field", "http.response.pathsend needs a str 'path'", message)
         self._end_body()

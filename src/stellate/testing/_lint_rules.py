@@ -48,6 +48,9 @@ RULES: dict[str, str] = {
     "http-body-before-start": "http.response.body (or pathsend, trailers) comes after the start",
     "http-after-complete": "nothing is sent after the response is complete",
     "http-trailers": "trailers are sent only if announced in the start, after the last body",
+    "http-content-length": "at most one content-length header, a decimal number of bytes, "
+    "and the body sent is exactly that long",
+    "http-body-not-allowed": "no body bytes are sent for a HEAD request or a 204 or 304 response",
     "http-early-hint-after-start": "http.response.early_hint is sent before the start",
     "http-incomplete": "the application returns only after completing its response "
     "(unless the client disconnected)",

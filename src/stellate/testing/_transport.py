@@ -9,11 +9,13 @@ speaks ASGI lives here, once:
 * :class:`HTTPExchange` runs one request through the app. Its :meth:`~HTTPExchange.run`
   coroutine is meant to be started in a task group owned by the client (or awaited inline),
   while the client waits for :meth:`~HTTPExchange.wait_head` and then pulls body chunks with
-  :meth:`~HTTPExchange.next_chunk`. The body travels through a memory object stream, so a
-  streamed response is handed to the caller as soon as the app has sent
+  :meth:`~HTTPExchange.next_chunk`. The response messages travel through a memory object
+  stream, so a streamed response is handed to the caller as soon as the app has sent
   ``http.response.start``, and the app is held back by the stream's buffer until the caller
-  reads. Closing the exchange early cancels the app, inside the cancel scope that
-  :meth:`~HTTPExchange.run` owns, so nothing outlives the client.
+  reads. Closing the exchange before its last message was received cancels the app, inside
+  the cancel scope that :meth:`~HTTPExchange.run` owns; closing it after waits for the app
+  (its background tasks) to return. Either way nothing outlives the client.
+* :func:`as_asgi3` and :func:`is_asgi3` decide how an app given to a client is called.
 * :class:`WebSocketChannel` does the same for a WebSocket session.
 * :class:`LifespanDriver` drives the ``lifespan`` protocol.
 
@@ -23,16 +25,19 @@ No coroutine here starts a task of its own: the clients decide who owns the app'
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
-import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.stapled import StapledObjectStream
 
-from stellate.types import ASGIApp, Message, Scope
+from stellate._concurrency import is_async_callable
+from stellate.testing._httpx import httpx
+from stellate.types import ASGIApp, Message, Receive, Scope, Send
 from stellate.websockets import WebSocketDisconnect
 
 __all__ = [
@@ -40,7 +45,10 @@ __all__ = [
     "LifespanDriver",
     "WebSocketChannel",
     "WebSocketDenialResponse",
+    "WebSocketUpgrade",
+    "as_asgi3",
     "http_scope",
+    "is_asgi3",
     "websocket_scope",
 ]
 
@@ -72,11 +80,49 @@ class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ign
 WebSocketDenialResponse.__module__ = "stellate.testclient"
 
 
+# --------------------------------------------------------------------------- apps
+
+
+def is_asgi3(app: object) -> bool:
+    """True if ``app`` is called as ``app(scope, receive, send)`` (ASGI 3).
+
+    A class is ASGI 3 when its instances are awaitable (``HTTPEndpoint`` and
+    ``WebSocketEndpoint`` are: ``Cls(scope, receive, send)`` is awaited), ASGI 2 otherwise
+    (``Cls(scope)`` returns the callable that takes ``receive`` and ``send``). Any other
+    callable is ASGI 3 when it is async. This is the rule Starlette's test client uses.
+    """
+    if inspect.isclass(app):
+        return hasattr(app, "__await__")
+    return is_async_callable(app)
+
+
+class ASGI2Adapter:
+    """Run an ASGI 2 (double-callable) application as an ASGI 3 one."""
+
+    def __init__(self, app: Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        instance = self.app(scope)
+        await instance(receive, send)
+
+
+def as_asgi3(app: Any) -> ASGIApp:
+    """``app`` itself if it is ASGI 3, else wrapped in :class:`ASGI2Adapter`."""
+    return app if is_asgi3(app) else ASGI2Adapter(app)
+
+
 # --------------------------------------------------------------------------- scopes
 
 
-def _server(url: httpx.URL) -> tuple[str, int]:
-    return url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 80)
+def _server(url: httpx.URL) -> list[str | int]:
+    """``[host, port]``: the ASCII host and the port as written, else the scheme's default.
+
+    An explicit port 0 is a port like any other (``url.port`` is falsy but not None), and
+    an internationalised host is given in its ``xn--`` form, as it travels on the wire.
+    """
+    port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme, 80)
+    return [url.raw_host.decode("ascii"), port]
 
 
 def _raw_path(url: httpx.URL) -> bytes:
@@ -129,40 +175,84 @@ def http_scope(
     )
     scope["type"] = "http"
     scope["method"] = request.method.upper()
-    scope["extensions"] = {"http.response.debug": {}}
+    scope["extensions"] = {"http.response.debug": {}, "http.response.trailers": {}}
     return scope
 
 
 def websocket_scope(
     request: httpx.Request,
     *,
-    subprotocols: Sequence[str] = (),
     root_path: str = "",
     client: tuple[str, int] = ("testclient", 50000),
     state: dict[str, Any] | None = None,
 ) -> Scope:
-    """The ``websocket`` scope for a handshake (``http``/``https`` become ``ws``/``wss``)."""
+    """The ``websocket`` scope for a handshake request (a ``ws://`` or ``wss://`` URL).
+
+    ``subprotocols`` come from the ``sec-websocket-protocol`` header, as a server reads
+    them, so a header set by hand reaches the app like the ``subprotocols`` argument.
+    """
     scheme = {"http": "ws", "https": "wss"}.get(request.url.scheme, request.url.scheme)
     scope = _base_scope(
         request, scheme=scheme, root_path=root_path, client=client, state=state or {}
     )
+    offered = request.headers.get("sec-websocket-protocol")
     scope["type"] = "websocket"
-    scope["subprotocols"] = list(subprotocols)
+    scope["subprotocols"] = [] if offered is None else [p.strip() for p in offered.split(",")]
     scope["extensions"] = {"websocket.http.response": {}}
     return scope
 
 
-def handshake_headers(subprotocols: Sequence[str]) -> dict[str, str]:
-    """The headers a browser sends with a WebSocket opening handshake."""
-    headers = {
+class WebSocketUpgrade(Exception):
+    """Raised by a test transport for a ``ws://``/``wss://`` request: the scope to open.
+
+    ``websocket_connect`` sends its handshake through the client's ordinary request path
+    (so ``auth``, ``cookies``, ``params`` and the client's default headers apply to it);
+    the transport answers a WebSocket URL by raising this instead of returning a response.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope)
+        self.scope = scope
+
+
+def websocket_handshake(
+    url: str | httpx.URL, subprotocols: Sequence[str] | None, headers: Any
+) -> tuple[httpx.URL, httpx.Headers]:
+    """The URL and headers of a WebSocket handshake request, as Starlette's client builds them.
+
+    ``url`` is resolved against ``ws://testserver`` and not against the client's
+    ``base_url``; the handshake headers are added after the caller's, only where the caller
+    did not set them.
+    """
+    resolved = httpx.URL("ws://testserver").join(url)
+    merged = httpx.Headers(headers)
+    defaults = {
         "connection": "upgrade",
-        "upgrade": "websocket",
-        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-key": "testserver==",
         "sec-websocket-version": "13",
     }
-    if subprotocols:
-        headers["sec-websocket-protocol"] = ", ".join(subprotocols)
-    return headers
+    if subprotocols is not None:
+        defaults["sec-websocket-protocol"] = ", ".join(subprotocols)
+    for name, value in defaults.items():
+        if name not in merged:
+            merged[name] = value
+    return resolved, merged
+
+
+def default_headers(headers: Any) -> httpx.Headers:
+    """A client's default headers: ``user-agent: testclient`` unless the caller set one.
+
+    Merged case-insensitively, so ``{"User-Agent": "x"}`` replaces the default (the value
+    an app reads in Starlette, where both end up sent with the caller's first).
+    """
+    merged = httpx.Headers({"user-agent": "testclient"})
+    merged.update(httpx.Headers(headers))
+    return merged
+
+
+def is_websocket_request(request: httpx.Request) -> bool:
+    """True for a handshake sent by ``websocket_connect`` (its URL is ``ws``/``wss``)."""
+    return request.url.scheme in ("ws", "wss")
 
 
 async def _wait_done_or_idle(done: anyio.Event) -> None:
@@ -213,8 +303,8 @@ def json_message(data: Any, mode: str) -> Message:
 
 
 def disconnect_message(code: int, reason: str | None) -> Message:
-    """The ``websocket.disconnect`` message of a client closing with ``code``."""
-    return {"type": "websocket.disconnect", "code": code, "reason": reason or ""}
+    """The ``websocket.disconnect`` message of a client closing with ``code`` and ``reason``."""
+    return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
 
 def frame_text(message: Message) -> str:
@@ -241,36 +331,51 @@ def frame_json(message: Message, mode: str) -> Any:
 
 
 def _frame(message: Message, key: str) -> str | bytes:
+    """The frame's ``key`` field; ``KeyError(key)`` for a frame of the other type, as Starlette."""
     if message.get("type") == "websocket.close":
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
     value = message.get(key)
     if value is None:
-        other = "bytes" if key == "text" else "text"
-        raise TypeError(f"Expected a {key} frame from the app, got a {other} frame: {message!r}")
+        raise KeyError(key)
     return value  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- HTTP
 
 
-class NoResponseError(RuntimeError):
+class ResponseProtocolError(AssertionError, RuntimeError):
+    """The app broke the order of the HTTP response messages.
+
+    An ``AssertionError`` with Starlette's message, as Starlette's test client raises; a
+    ``RuntimeError`` too, for code written against earlier stellate releases. It is raised
+    from the app's own ``send()``, so it travels like an app exception.
+    """
+
+
+class NoResponseError(ResponseProtocolError):
     """The app returned without sending ``http.response.start``."""
+
+
+BodyReader = Callable[[], Awaitable[bytes]]
 
 
 class HTTPExchange:
     """One request/response cycle between a test client and an ASGI app.
 
     Build it with :meth:`create` inside the event loop that will run the app (anyio
-    primitives belong to a loop). ``buffer_size`` is the number of body chunks the app may
-    send ahead of the reader: ``0`` when :meth:`run` is a task that the reader drives
-    (streaming), ``math.inf`` when :meth:`run` is awaited inline before anything is read.
+    primitives belong to a loop). ``read_body`` returns the whole request body; it is
+    called on the app's first ``receive()``, so a body the app never reads is never
+    consumed. ``buffer_size`` is the number of response messages the app may send ahead of
+    the reader: ``0`` when :meth:`run` is a task that the reader drives (streaming: every
+    body message, empty or not, waits for the reader), ``math.inf`` when :meth:`run` is
+    awaited inline before anything is read.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         scope: Scope,
-        body: Sequence[bytes],
+        read_body: BodyReader,
         *,
         raise_server_exceptions: bool,
         buffer_size: float,
@@ -280,20 +385,22 @@ class HTTPExchange:
         self._registry = registry if registry is not None else set()
         self._registry.add(self)
         self.scope = scope
-        chunks = [bytes(chunk) for chunk in body if chunk]
-        self._body = chunks or [b""]
+        self._read_body: BodyReader | None = read_body
         self.raise_server_exceptions = raise_server_exceptions
-        send, receive = anyio.create_memory_object_stream[bytes](buffer_size)
-        self._chunks_out: MemoryObjectSendStream[bytes] = send
-        self._chunks_in: MemoryObjectReceiveStream[bytes] = receive
+        send, receive = anyio.create_memory_object_stream[Message](buffer_size)
+        self._messages_out: MemoryObjectSendStream[Message] = send
+        self._messages_in: MemoryObjectReceiveStream[Message] = receive
         self._head_ready = anyio.Event()
         self._response_complete = anyio.Event()
-        self._final_body_sent = False
+        self._body_sent = False
+        self._all_sent = False
+        self._all_received = False
         self._done = anyio.Event()
         self._cancel_scope = anyio.CancelScope()
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
-        self.debug_info: dict[str, Any] = {}
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.debug_info: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self._error_reported = False
 
@@ -302,7 +409,7 @@ class HTTPExchange:
         cls,
         app: ASGIApp,
         scope: Scope,
-        body: Sequence[bytes],
+        read_body: BodyReader,
         raise_server_exceptions: bool,
         buffer_size: float,
         registry: set[HTTPExchange] | None = None,
@@ -311,7 +418,7 @@ class HTTPExchange:
         return cls(
             app,
             scope,
-            body,
+            read_body,
             raise_server_exceptions=raise_server_exceptions,
             buffer_size=buffer_size,
             registry=registry,
@@ -327,7 +434,7 @@ class HTTPExchange:
         """
         try:
             with self._cancel_scope:
-                async with self._chunks_out:
+                async with self._messages_out:
                     await self._run_app()
         finally:
             self._response_complete.set()
@@ -341,9 +448,11 @@ class HTTPExchange:
             self.error = exc
 
     async def _receive(self) -> Message:
-        if self._body:
-            chunk = self._body.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(self._body)}
+        """The whole request body in one message; then, once the response is complete, a
+        disconnect (a client that has its response leaves)."""
+        read_body, self._read_body = self._read_body, None
+        if read_body is not None:
+            return {"type": "http.request", "body": await read_body(), "more_body": False}
         await self._response_complete.wait()
         return {"type": "http.disconnect"}
 
@@ -352,32 +461,68 @@ class HTTPExchange:
         if kind == "http.response.start":
             self._start(message)
         elif kind == "http.response.body":
-            await self._body_chunk(message)
+            await self._body(message)
+        elif kind == "http.response.trailers":
+            await self._trailers(message)
         elif kind == "http.response.debug":
             self.debug_info = dict(message.get("info", {}))
-        else:
-            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent in an http scope.")
+        # Any other type is an extension the client did not offer: ignored, as Starlette does.
 
     def _start(self, message: Message) -> None:
         if self.status is not None:
-            raise RuntimeError("The app sent 'http.response.start' twice.")
+            raise ResponseProtocolError('Received multiple "http.response.start" messages.')
         self.status = int(message["status"])
         self.headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        if message.get("trailers", False):
+            self.trailers = []
         self._head_ready.set()
 
-    async def _body_chunk(self, message: Message) -> None:
+    async def _body(self, message: Message) -> None:
         if self.status is None:
-            raise RuntimeError("The app sent 'http.response.body' before 'http.response.start'.")
-        if self._final_body_sent or self._response_complete.is_set():
-            raise RuntimeError("The app sent 'http.response.body' after the response ended.")
+            raise ResponseProtocolError(
+                'Received "http.response.body" without "http.response.start".'
+            )
+        if self._all_sent:
+            raise ResponseProtocolError('Received "http.response.body" after response completed.')
+        if self._body_sent:
+            raise ResponseProtocolError('Received "http.response.body" after body completed.')
         more_body = bool(message.get("more_body", False))
-        self._final_body_sent = not more_body
-        chunk = bytes(message.get("body", b""))
-        if chunk and self.scope["method"] != "HEAD":
-            await self._chunks_out.send(chunk)
-        # Only once the last chunk is delivered has the client got the whole response and
-        # may "leave": a disconnect any earlier could cancel the app's final send.
-        if not more_body:
+        self._body_sent = not more_body
+        self._all_sent = self._body_sent and self.trailers is None
+        await self._hand_over(
+            {
+                "type": "http.response.body",
+                "body": bytes(message.get("body", b"")),
+                "more_body": more_body,
+            }
+        )
+
+    async def _trailers(self, message: Message) -> None:
+        if self.trailers is None:
+            raise ResponseProtocolError(
+                'Received "http.response.trailers" without declaring trailers.'
+            )
+        if self._all_sent:
+            raise ResponseProtocolError(
+                'Received "http.response.trailers" after response completed.'
+            )
+        if not self._body_sent:
+            raise ResponseProtocolError('Received "http.response.trailers" before body completed.')
+        more_trailers = bool(message.get("more_trailers", False))
+        self._all_sent = not more_trailers
+        headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+        await self._hand_over(
+            {"type": "http.response.trailers", "headers": headers, "more_trailers": more_trailers}
+        )
+
+    async def _hand_over(self, message: Message) -> None:
+        """Give ``message`` to the reader (waiting for it when unbuffered).
+
+        Only once the last message is delivered has the client got the whole response and
+        may "leave": a disconnect any earlier could cancel the app's final send.
+        """
+        await self._messages_out.send(message)
+        if self._all_sent:
             self._response_complete.set()
 
     # -- the client's side
@@ -391,9 +536,7 @@ class HTTPExchange:
             self._error_reported = True
             raise self.error
         if self.raise_server_exceptions:
-            raise NoResponseError(
-                "The app returned without sending a response ('http.response.start')."
-            )
+            raise NoResponseError("TestClient did not receive any response.")
         return 500, []
 
     def build_response(
@@ -402,35 +545,67 @@ class HTTPExchange:
         head: tuple[int, list[tuple[bytes, bytes]]],
         stream: httpx.SyncByteStream | httpx.AsyncByteStream,
     ) -> httpx.Response:
-        """The ``httpx.Response`` for ``head``, with what ``http.response.debug`` reported.
+        """The ``httpx.Response`` for ``head``, with the response extensions.
 
-        Template responses send their template name and context in that message; tests
-        read them as ``response.template`` and ``response.context``.
+        ``extensions["http.response.trailers"]`` is the list of trailers, filled in as the
+        body is read (present only when the app declared trailers).
+        ``extensions["http.response.debug"]`` is what ``http.response.debug`` reported;
+        template responses put their template name and context there, which tests read as
+        ``response.template`` and ``response.context``.
         """
         status, headers = head
         response = httpx.Response(status, headers=headers, stream=stream, request=request)
-        if "template" in self.debug_info:
-            response.template = self.debug_info["template"]  # type: ignore[attr-defined]
-            response.context = self.debug_info.get("context")  # type: ignore[attr-defined]
+        if self.trailers is not None:
+            response.extensions["http.response.trailers"] = self.trailers
+        info = self.debug_info
+        if info is not None:
+            response.extensions["http.response.debug"] = info
+            if "template" in info:
+                response.template = info["template"]  # type: ignore[attr-defined]
+            if "context" in info:
+                response.context = info["context"]  # type: ignore[attr-defined]
         return response
 
     async def next_chunk(self) -> bytes | None:
-        """The next body chunk, or None once the app has finished (its error raised, if any)."""
+        """The next body chunk, or None once the app has finished (its error raised, if any).
+
+        Empty chunks and the chunks of a HEAD response are read (so the app moves on) and
+        dropped here; trailers are collected into :attr:`trailers`.
+        """
+        while (message := await self._next_message()) is not None:
+            if message["type"] == "http.response.trailers":
+                assert self.trailers is not None
+                self.trailers.extend(message["headers"])
+                self._all_received = not message["more_trailers"]
+                continue
+            self._all_received = not message["more_body"] and self.trailers is None
+            if message["body"] and self.scope["method"] != "HEAD":
+                return message["body"]  # type: ignore[no-any-return]
+        self._raise_pending_error()
+        return None
+
+    async def _next_message(self) -> Message | None:
         try:
-            return await self._chunks_in.receive()
+            return await self._messages_in.receive()
         except anyio.EndOfStream:
-            self._raise_pending_error()
             return None
 
-    async def aclose(self) -> None:
-        """Stop listening: cancel the app if it is still running and wait until it has ended."""
+    async def aclose(self, *, cancel: bool = False) -> None:
+        """Stop listening, and see the app end; raise its error, if it had one.
+
+        A response the client has received in full waits for the app to return (its
+        background tasks run to their end). One cut short, or any with ``cancel``, cancels
+        the app; with ``cancel`` no error of the app is raised.
+        """
         if not self._done.is_set():
-            self._response_complete.set()
-            self._cancel_scope.cancel()
+            if cancel or not self._all_received:
+                self._response_complete.set()
+                self._cancel_scope.cancel()
             await self._done.wait()
-        self._chunks_in.close()
+        self._messages_in.close()
         self._registry.discard(self)
-        self._raise_pending_error()
+        if not cancel:
+            self._raise_pending_error()
 
     @staticmethod
     async def close_all(registry: set[HTTPExchange]) -> None:
@@ -445,16 +620,21 @@ class HTTPExchange:
                 await exchange.aclose()
             except Exception as exc:
                 errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise ExceptionGroup("errors in responses left open", errors)
+        raise_collected(errors, "errors in responses left open")
 
     def _raise_pending_error(self) -> None:
         if self.error is None or self._error_reported or not self.raise_server_exceptions:
             return
         self._error_reported = True
         raise self.error
+
+
+def raise_collected(errors: list[Exception], message: str) -> None:
+    """Raise nothing, the one error as itself, or several in an ``ExceptionGroup``."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ExceptionGroup(message, errors)
 
 
 # --------------------------------------------------------------------------- WebSocket
@@ -485,7 +665,7 @@ class WebSocketChannel:
         self._end_reported = False
         self._error: BaseException | None = None
         self.accepted_subprotocol: str | None = None
-        self.extra_headers: list[tuple[bytes, bytes]] = []
+        self.extra_headers: list[tuple[bytes, bytes]] | None = None
 
     @classmethod
     async def create(cls, app: ASGIApp, scope: Scope) -> WebSocketChannel:
@@ -521,7 +701,7 @@ class WebSocketChannel:
             if self._end_reported:
                 await anyio.sleep_forever()
             self._end_reported = True
-            return {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+            return disconnect_message(1000, None)
 
     async def _app_send(self, message: Message) -> None:
         if self._client_closed:
@@ -541,7 +721,8 @@ class WebSocketChannel:
         kind = message.get("type")
         if kind == "websocket.accept":
             self.accepted_subprotocol = message.get("subprotocol")
-            self.extra_headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", [])]
+            if "headers" in message:
+                self.extra_headers = [(bytes(k), bytes(v)) for k, v in message["headers"]]
             return
         if kind == "websocket.close":
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
@@ -574,11 +755,13 @@ class WebSocketChannel:
         return message
 
     async def send(self, message: Message) -> None:
-        """Deliver ``message`` to the app's ``receive()``; ignored once the app has ended."""
+        """Deliver ``message`` to the app's ``receive()``; ignored once the app has ended.
+
+        Messages sent after the client's own ``websocket.disconnect`` are queued all the
+        same, as Starlette's client does: an app that reads on sees them.
+        """
         if message.get("type") == "websocket.disconnect":
             self._client_closed = True
-        elif self._client_closed:
-            raise RuntimeError("The WebSocket session was closed by the client.")
         await _deliver(self._to_app, message)
 
     async def receive(self) -> Message:
@@ -598,8 +781,9 @@ class WebSocketChannel:
         The app gets ``websocket.disconnect`` and runs until it finishes or blocks (for a
         reply that will never come); an app still running then is cancelled, so no task
         outlives the session. An exception the app raised and the client has not seen yet is
-        raised here, except ``WebSocketDisconnect``: that is how an app learns the client
-        left, and letting it escape is not a bug.
+        raised here -- ``WebSocketDisconnect`` included, as Starlette's client does: an
+        endpoint that does not catch the disconnect ends with it, and tests written for
+        Starlette expect it at the end of the ``with`` block.
         """
         if not self._done.is_set():
             if not self._client_closed:
@@ -611,11 +795,19 @@ class WebSocketChannel:
         self._to_app.close()
         self._from_app.close()
         error, self._error = self._error, None
-        if error is not None and not isinstance(error, WebSocketDisconnect):
+        if error is not None:
             raise error
 
 
 # --------------------------------------------------------------------------- lifespan
+
+
+class LifespanProtocolError(AssertionError, RuntimeError):
+    """The app answered a lifespan event with the wrong message.
+
+    An ``AssertionError``, as Starlette's test client raises; a ``RuntimeError`` too, as
+    earlier stellate releases raised.
+    """
 
 
 class LifespanDriver:
@@ -624,8 +816,14 @@ class LifespanDriver:
     :meth:`run` is the app's lifespan task (owned by the client); :meth:`startup` and
     :meth:`shutdown` send the events and wait for the answers. An app that returns without
     answering does not support lifespan, which is allowed: startup and shutdown then
-    succeed silently. An app that raises, or answers ``...failed``, fails the client's
-    ``__enter__``/``__exit__`` with that error.
+    succeed silently. An app that raises fails the client's ``__enter__``/``__exit__``
+    with that error; ``lifespan.startup.failed`` fails ``__enter__`` with a
+    ``RuntimeError``, while ``lifespan.shutdown.failed`` from an app that then returns is
+    accepted silently, as Starlette's client accepts it. An answer of the wrong type is
+    an ``AssertionError``.
+
+    :attr:`stream_receive` carries the messages to the app, :attr:`stream_send` the ones
+    it sends: the names (and directions) of Starlette's ``TestClient`` attributes.
     """
 
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
@@ -637,6 +835,8 @@ class LifespanDriver:
         from_app_send, from_app_receive = anyio.create_memory_object_stream[Message](math.inf)
         self._app_outbox = from_app_send
         self._from_app = from_app_receive
+        self.stream_receive = StapledObjectStream(to_app_send, to_app_receive)
+        self.stream_send = StapledObjectStream(from_app_send, from_app_receive)
         self._error: BaseException | None = None
         self._cancel_scope = anyio.CancelScope()
         self._done = anyio.Event()
@@ -711,15 +911,21 @@ class LifespanDriver:
         if kind == f"lifespan.{phase}.failed":
             await self._raise_failure(phase, message)
         elif kind != f"lifespan.{phase}.complete":
-            raise RuntimeError(f"Expected 'lifespan.{phase}.complete' from the app, got {kind!r}.")
+            raise LifespanProtocolError(
+                f"Expected 'lifespan.{phase}.complete' from the app, got {kind!r}."
+            )
 
     async def _raise_failure(self, phase: str, message: Message) -> None:
         """Raise the app's own exception if it re-raises after ``failed``, else a RuntimeError.
 
         The app is given until it ends or blocks to re-raise; one that lingers is cancelled.
+        A shutdown failure without an exception is not an error, as in Starlette (the
+        application is going away anyway).
         """
         await self.stop()
         if self._error is not None:
             raise self._error
+        if phase == "shutdown":
+            return
         text = message.get("message") or ""
         raise RuntimeError(f"Lifespan {phase} failed: {text}".rstrip(": "))

@@ -18,53 +18,38 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup
 
-from stellate._concurrency import collapse_excgroups
+from stellate._concurrency import create_task_group
+from stellate.testing._httpx import httpx
 from stellate.testing._transport import (
     HTTPExchange,
     LifespanDriver,
     WebSocketChannel,
     WebSocketDenialResponse,
+    WebSocketUpgrade,
+    as_asgi3,
     bytes_message,
+    default_headers,
     disconnect_message,
     frame_bytes,
     frame_json,
     frame_text,
-    handshake_headers,
     http_scope,
+    is_websocket_request,
     json_message,
     text_message,
+    websocket_handshake,
     websocket_scope,
 )
 from stellate.types import ASGIApp, Message
 
 __all__ = ["AsyncTestClient", "AsyncWebSocketTestSession", "WebSocketDenialResponse"]
-
-
-@contextlib.contextmanager
-def _task_group_errors() -> Iterator[None]:
-    """Raise what went wrong inside the client's task groups as itself.
-
-    A task group wraps even the host's own exception in an exception group; the test
-    should see the error (or the group of several errors) that the client raised. Groups
-    of one are unwrapped layer by layer, then cancellation leaves are discounted as
-    :func:`~stellate._concurrency.collapse_excgroups` does.
-    """
-    try:
-        with collapse_excgroups():
-            yield
-    except BaseExceptionGroup as group:
-        inner: BaseException = group
-        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
-            inner = inner.exceptions[0]
-        raise inner  # noqa: B904 - the group's own traceback holds nothing more
 
 
 class AsyncWebSocketTestSession:
@@ -73,7 +58,7 @@ class AsyncWebSocketTestSession:
     def __init__(self, channel: WebSocketChannel) -> None:
         self._channel = channel
         self.accepted_subprotocol: str | None = channel.accepted_subprotocol
-        self.extra_headers: list[tuple[bytes, bytes]] = channel.extra_headers
+        self.extra_headers: list[tuple[bytes, bytes]] | None = channel.extra_headers
 
     async def send(self, message: Message) -> None:
         """Deliver a raw ASGI message to the app's ``receive()``."""
@@ -146,8 +131,16 @@ class _AsyncTestTransport(httpx.AsyncBaseTransport):
         self.open_exchanges: set[HTTPExchange] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = [bytes(chunk) async for chunk in request.stream]  # type: ignore[union-attr]
         owner = self._owner
+        if is_websocket_request(request):
+            raise WebSocketUpgrade(
+                websocket_scope(
+                    request,
+                    root_path=owner.root_path,
+                    client=owner.client_address,
+                    state=owner.app_state,
+                )
+            )
         scope = http_scope(
             request, root_path=owner.root_path, client=owner.client_address, state=owner.app_state
         )
@@ -155,7 +148,7 @@ class _AsyncTestTransport(httpx.AsyncBaseTransport):
         exchange = HTTPExchange(
             owner.app,
             scope,
-            body,
+            request.aread,
             raise_server_exceptions=self.raise_server_exceptions,
             buffer_size=math.inf if group is None else 0,
             registry=self.open_exchanges,
@@ -172,6 +165,12 @@ class _AsyncTestTransport(httpx.AsyncBaseTransport):
                 with anyio.CancelScope(shield=True):
                     await exchange.aclose()
         return exchange.build_response(request, head, _ExchangeByteStream(exchange))
+
+    async def aclose(self) -> None:
+        """Cancel every response still open (``AsyncTestClient.aclose()``), as Starlette's
+        ``TestClient.close()`` does."""
+        for exchange in list(self.open_exchanges):
+            await exchange.aclose(cancel=True)
 
 
 class AsyncTestClient(httpx.AsyncClient):
@@ -195,7 +194,7 @@ class AsyncTestClient(httpx.AsyncClient):
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
-        self.app = app
+        self.app = as_asgi3(app)
         self.app_state: dict[str, Any] = {}
         self.root_path = root_path
         self.client_address = client
@@ -206,20 +205,19 @@ class AsyncTestClient(httpx.AsyncClient):
         )
         super().__init__(
             base_url=base_url,
-            headers={"user-agent": "testclient", **(headers or {})},
+            headers=default_headers(headers),
             transport=self._test_transport,
             follow_redirects=follow_redirects,
             cookies=cookies,
         )
 
     async def __aenter__(self) -> Self:
-        with _task_group_errors():
-            await self._enter()
+        await self._enter()
         return self
 
     async def _enter(self) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            group = await stack.enter_async_context(anyio.create_task_group())
+            group = await stack.enter_async_context(create_task_group())
             # Exit callbacks run last-in first-out: shut the lifespan down, close the
             # responses the test left open, cancel what is left, leave the task group.
             stack.callback(group.cancel_scope.cancel)
@@ -240,44 +238,39 @@ class AsyncTestClient(httpx.AsyncClient):
     ) -> None:
         stack, self._exit_stack = self._exit_stack, None
         if stack is not None:
-            with _task_group_errors():
-                await stack.__aexit__(exc_type, exc_value, traceback)
+            await stack.__aexit__(exc_type, exc_value, traceback)
 
     @contextlib.asynccontextmanager
     async def websocket_connect(
-        self,
-        url: str,
-        subprotocols: Sequence[str] | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any
     ) -> AsyncIterator[AsyncWebSocketTestSession]:
         """A WebSocket session with the app at ``url``, as an async context manager.
 
-        The handshake happens on entry: ``WebSocketDisconnect`` if the app closes instead of
-        accepting, :class:`WebSocketDenialResponse` if it answers with an HTTP response, or
-        the app's own exception. On exit the app is told the client left, may finish, and
-        is cancelled if it would wait forever. The session's task group is its own, so this
-        works with or without ``async with`` on the client.
+        The handshake request is built as :meth:`TestClient.websocket_connect
+        <stellate.testclient.TestClient.websocket_connect>` builds it (``url`` resolved
+        against ``ws://testserver``; ``headers``, ``auth``, ``cookies``... accepted). It
+        happens on entry: ``WebSocketDisconnect`` if the app closes instead of accepting,
+        :class:`WebSocketDenialResponse` if it answers with an HTTP response, or the app's
+        own exception. On exit the app is told the client left, may finish, and is
+        cancelled if it would wait forever; the exception the app ended with, if any
+        (``WebSocketDisconnect`` included), is raised then. The session's task group is its
+        own, so this works with or without ``async with`` on the client.
         """
-        offered = list(subprotocols or [])
-        merged = httpx.Headers(handshake_headers(offered))
-        merged.update(httpx.Headers(headers))
-        request = self.build_request("GET", url, headers=merged)
-        scope = websocket_scope(
-            request,
-            subprotocols=offered,
-            root_path=self.root_path,
-            client=self.client_address,
-            state=self.app_state,
-        )
+        target, kwargs["headers"] = websocket_handshake(url, subprotocols, kwargs.get("headers"))
+        try:
+            await self.request("GET", target, **kwargs)
+        except WebSocketUpgrade as upgrade:
+            scope = upgrade.scope
+        else:
+            raise RuntimeError("Expected WebSocket upgrade")
         channel = WebSocketChannel(self.app, scope)
-        with _task_group_errors():
-            async with self._session(channel) as session:
-                yield session
+        async with self._session(channel) as session:
+            yield session
 
     @staticmethod
     @contextlib.asynccontextmanager
     async def _session(channel: WebSocketChannel) -> AsyncIterator[AsyncWebSocketTestSession]:
-        async with anyio.create_task_group() as group:
+        async with create_task_group() as group:
             group.start_soon(channel.run)
             try:
                 await channel.connect()

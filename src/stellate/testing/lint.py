@@ -21,12 +21,11 @@ source instead of turning into a hung client or a confusing server log entry::
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from stellate._concurrency import is_async_callable
 from stellate.testing._lint_protocols import checker_for
 from stellate.testing._lint_rules import RULES, ASGIProtocolError, check_scope
+from stellate.testing._transport import is_asgi3
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RULES", "ASGIProtocolError", "LintMiddleware", "wrap"]
@@ -42,8 +41,9 @@ class LintMiddleware:
     ``lint.routes``, ``lint.url_path_for(...)``), so the wrapper can stand in for an
     application object in a test that also inspects it.
 
-    An ASGI 2 ("double callable") application -- a class, or a plain callable that is not
-    a coroutine function, as the test clients detect it -- is accepted too: the wrapper
+    An ASGI 2 ("double callable") application -- a class whose instances are not awaitable,
+    or a plain callable that is not async, as the test clients detect it (so an
+    ``HTTPEndpoint`` or ``WebSocketEndpoint`` class is ASGI 3) -- is accepted too: the wrapper
     itself is always an ASGI 3 application, so whoever runs it no longer sees the ASGI 2
     style and the wrapper must do the two-step call itself.
     """
@@ -51,7 +51,7 @@ class LintMiddleware:
     def __init__(self, app: ASGIApp, *, check_scope: bool = True) -> None:
         self.app = app
         self.check_scope = check_scope
-        self._asgi2 = inspect.isclass(app) or not is_async_callable(app)
+        self._asgi2 = not is_asgi3(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.check_scope:

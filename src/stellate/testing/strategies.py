@@ -33,6 +33,7 @@ __all__ = [
     "chunkings",
     "cookie_headers",
     "header_lists",
+    "host_headers",
     "http_scopes",
     "multipart_bodies",
     "paths",
@@ -155,6 +156,65 @@ def urls(*, schemes: Sequence[str] = ("http", "https", "ws", "wss")) -> st.Searc
         query,
         fragment,
     )
+
+
+# Host values a client can send that are not a host: each one has, at some point, made a
+# framework build a URL pointing elsewhere, capture a route parameter from it, or fail.
+_HOSTILE_HOSTS = [
+    "[:::]",
+    "[1::2::3]",
+    "[1:2:3:4:5:6:7:8:9]:80",
+    "[::ffff:999.1.1.1]",
+    "[::1%25eth0]",
+    "[V7.site]",
+    "[]",
+    "[::1",
+    "::1",
+    "me@good.example",
+    "me:pw@good.example",
+    "evil.example#.good.example",
+    "evil.example/.good.example",
+    "evil.example\\.good.example",
+    "evil.example?.good.example",
+    "a b.good.example",
+    "good.example:",
+    "good.example:abc",
+    "good.example:80:80",
+    "good.example:70000",
+    "good.example:123456",
+    "good.example:" + "0" * 40 + "80",
+    "good.example:" + "0" * 5000 + "80",
+    "good.example\r\nx",
+    "good.example\tx",
+    "",
+]
+
+
+def host_headers() -> st.SearchStrategy[bytes]:
+    """``Host`` header values: valid ones and the malformed ones attackers send.
+
+    Valid: DNS names, ``localhost``, IPv4, bracketed IPv6 (IPv4-mapped ones included) and
+    IPvFuture literals, with no port, a port, a default port or one with leading zeros
+    (``:000443``). Malformed: bracketed literals that are not addresses (``[1::2::3]``,
+    ``[::ffff:999.1.1.1]``), zone ids, userinfo, ``#``, ``/``, ``\\`` or spaces in the
+    name, empty, non-numeric or out-of-range ports, control characters, non-ASCII bytes and
+    the empty value. The bytes are what a server puts in ``scope["headers"]``.
+    """
+    literal = st.sampled_from(["[::1]", "[::ffff:1.2.3.4]", "[v7.site]", "[fe80::1:2]"])
+    name = st.one_of(_hosts(), literal)
+    port = st.one_of(
+        st.just(""),
+        st.integers(0, 65535).map(lambda number: f":{number}"),
+        st.sampled_from([":80", ":443", ":000443", ":08000"]),
+    )
+    valid = st.tuples(name, port).map("".join)
+    hostile = st.one_of(
+        st.sampled_from(_HOSTILE_HOSTS),
+        st.tuples(st.sampled_from(_HOSTILE_HOSTS), port).map("".join),
+    )
+    text = st.one_of(valid, hostile).map(lambda value: value.encode("latin-1"))
+    junk = st.binary(max_size=20)
+    return st.one_of(text, text, junk)
 
 
 # --- headers and cookies --------------------------------------------------------------------
