@@ -36,8 +36,6 @@ from stellate.testing.strategies import (
 from stellate.types import Message
 
 # Generation only: find() would otherwise spend most of its time shrinking the example.
-# No deadline: under load a slow example is re-run to check the timing, and the repr
-# Hypothesis builds for that report (tens of kB for a scope) is itself a warning.
 FIND = settings(
     max_examples=2000, database=None, derandomize=True, phases=[Phase.generate], deadline=None
 )
@@ -46,8 +44,9 @@ FIND = settings(
 def exists(strategy: st.SearchStrategy[Any], condition: Callable[[Any], bool]) -> Any:
     """Hypothesis can produce an example satisfying `condition` (else find() raises)."""
     with warnings.catch_warnings():
-        # find() may describe a large example (which one depends on what ran before in the
-        # process, so under pytest-xdist it varies); the size of its repr is not a failure.
+        # find() reports the example it found like a failure, building its repr; for a
+        # large generated scope that repr draws Hypothesis's "overly large repr" warning,
+        # which says nothing about the strategy under test.
         warnings.filterwarnings("ignore", "Generating overly large repr", HypothesisWarning)
         return find(strategy, condition, settings=FIND)
 
