@@ -30,7 +30,8 @@ import sys
 
 import stellate.cli
 
-def serve(options, app):
+def serve(options, app, listener):
+    listener.close()
     import stellate.applications
     print("stellate" if isinstance(app, stellate.applications.Stellate) else "starlette")
     return 0

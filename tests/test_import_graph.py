@@ -185,7 +185,14 @@ def test_only_the_context_module_spells_private_scope_keys() -> None:
 
 def _is_logger_or_module_name(value: str) -> bool:
     # Logger names ("stellate.errors") and dotted paths of modules or their attributes.
-    return value in {"stellate.errors", "stellate.tasks", "stellate.disconnect", "stellate.timeout"}
+    return value in {
+        "stellate.errors",
+        "stellate.tasks",
+        "stellate.disconnect",
+        "stellate.timeout",
+        "stellate.run",  # stellate run's lifecycle log (_serving_log)
+        "stellate.access",  # and its access log
+    }
 
 
 def _reachable(start: str) -> set[str]:

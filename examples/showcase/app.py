@@ -36,7 +36,7 @@ from . import api, pages, schema
 from .accounts import SessionBackend
 from .chat import ChatRoom
 from .feed import Feed
-from .store import MAX_UPLOAD_SIZE, Notes, Uploads
+from .store import MAX_UPLOAD_SIZE, UPLOAD_LIMIT_TEXT, Notes, Uploads
 from .work import heartbeat_running
 
 HERE = Path(__file__).parent
@@ -48,13 +48,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
+    detail = exc.detail
+    if exc.status_code == 413 and request.url.path == request.url_for("upload").path:
+        # The body limit's own text names the whole request's limit (the file plus the
+        # form around it); the page says what the upload page promised.
+        detail = UPLOAD_LIMIT_TEXT
     return pages.render(
         request,
         "error.html",
         exc.status_code,
         headers=exc.headers,
         code=exc.status_code,
-        detail=exc.detail,
+        detail=detail,
     )
 
 
@@ -104,8 +109,9 @@ def create_app(*, secret_key: str | None = None, heartbeat: float | None = None)
         async with heartbeat_running(feed, heartbeat or None):
             yield
 
-    # The GraphiQL IDE loads from a CDN; the showcase has its own console page instead.
-    graphql_app = GraphQLApp(schema.build(), graphiql=False)
+    # A browser opening /graphql gets GraphiQL (served from the package: no CDN); the
+    # console page (/graphql-console) shows how little a client of its own needs.
+    graphql_app = GraphQLApp(schema.build())
     app = Stellate(
         routes=routes(graphql_app),
         middleware=[

@@ -20,7 +20,7 @@ from stellate.responses import RedirectResponse, Response
 from stellate.templating import Jinja2Templates
 
 from .accounts import check_password, safe_next
-from .store import MAX_UPLOAD_SIZE, InvalidNote
+from .store import MAX_UPLOAD_SIZE, UPLOAD_LIMIT_TEXT, InvalidNote
 from .work import digest_upload
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -71,7 +71,8 @@ async def add_note(request: Request) -> Response:
 
 
 async def upload_page(request: Request) -> Response:
-    return render(request, "upload.html", uploads=request.app.state.uploads.all())
+    uploads = request.app.state.uploads.all()
+    return render(request, "upload.html", uploads=uploads, limit=UPLOAD_LIMIT_TEXT)
 
 
 async def upload(request: Request) -> Response:
@@ -84,7 +85,7 @@ async def upload(request: Request) -> Response:
             return _upload_error(request, "Choose a file to upload.")
         data = await file.read(MAX_UPLOAD_SIZE + 1)
         if len(data) > MAX_UPLOAD_SIZE:
-            raise HTTPException(413, f"A file may hold at most {MAX_UPLOAD_SIZE} bytes.")
+            raise HTTPException(413, UPLOAD_LIMIT_TEXT)
         stored = state.uploads.add(
             filename=Path(file.filename).name,
             content_type=file.content_type or "application/octet-stream",
@@ -105,7 +106,9 @@ async def upload(request: Request) -> Response:
 
 def _upload_error(request: Request, message: str) -> Response:
     uploads = request.app.state.uploads.all()
-    return render(request, "upload.html", 400, uploads=uploads, error=message)
+    return render(
+        request, "upload.html", 400, uploads=uploads, error=message, limit=UPLOAD_LIMIT_TEXT
+    )
 
 
 async def download(request: Request) -> Response:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 MAX_NOTE_LENGTH = 500
 MAX_UPLOAD_SIZE = 1024 * 1024
+#: What the upload page promises, and what every refusal of a too-large upload says.
+UPLOAD_LIMIT_TEXT = f"A file may hold at most 1 MiB ({MAX_UPLOAD_SIZE:,} bytes)."
 MAX_UPLOADS = 20
 
 

@@ -2,30 +2,76 @@
 
 The page is static: it finds the endpoint from its own location (so it works under any
 mount path, behind any proxy prefix) and nothing from the request is interpolated into
-it, so there is nothing to escape. GraphiQL and React come from the unpkg CDN. Queries and
-mutations are POSTed as JSON; subscriptions use a small ``graphql-transport-ws`` client
-written inline, so no extra script is needed for them.
+it, so there is nothing to escape. GraphiQL and React are package data (taken from the npm
+registry, see ``_static/graphiql/README.txt``), served by the same endpoint under
+``?graphiql_asset=NAME``, so the page works without network access and needs no route of
+its own. Queries and mutations are POSTed as JSON; subscriptions use a small
+``graphql-transport-ws`` client written inline, so no extra script is needed for them.
 """
 
 from __future__ import annotations
 
-__all__ = ["GRAPHIQL_HTML"]
+import importlib.resources
+from typing import Final
 
-GRAPHIQL_HTML = """<!DOCTYPE html>
+import anyio.to_thread
+
+from stellate.responses import Response
+
+__all__ = ["ASSET_PARAMETER", "GRAPHIQL_HTML", "graphiql_asset"]
+
+#: The query parameter under which the endpoint serves the page's assets.
+ASSET_PARAMETER: Final = "graphiql_asset"
+#: Part of each asset's URL, so a browser's cached copy is dropped when the files change.
+ASSET_VERSION: Final = "graphiql-3.9.0-react-18.3.1"
+#: What may be asked for, and its media type: nothing else of the package is reachable.
+ASSETS: Final = {
+    "graphiql.min.css": "text/css; charset=utf-8",
+    "graphiql.min.js": "text/javascript; charset=utf-8",
+    "react.production.min.js": "text/javascript; charset=utf-8",
+    "react-dom.production.min.js": "text/javascript; charset=utf-8",
+}
+_loaded: dict[str, bytes] = {}
+
+
+async def graphiql_asset(name: str) -> Response:
+    """One of the page's assets (read once, in a worker thread), or a 404 for anything else."""
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        return Response(f"No GraphiQL asset {name!r}.", 404, media_type="text/plain")
+    body = _loaded.get(name)
+    if body is None:
+        body = _loaded[name] = await anyio.to_thread.run_sync(_read, name)
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"cache-control": "public, max-age=31536000, immutable"},
+    )
+
+
+def _read(name: str) -> bytes:
+    return (importlib.resources.files("stellate") / "_static" / "graphiql" / name).read_bytes()
+
+
+def _asset_url(name: str) -> str:
+    """Relative to the page: the same path, so it works wherever the endpoint is mounted."""
+    return f"?{ASSET_PARAMETER}={name}&amp;v={ASSET_VERSION}"
+
+
+_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>GraphiQL</title>
   <style>html, body, #graphiql { height: 100%; margin: 0; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3/graphiql.min.css">
+  <link rel="stylesheet" href="{graphiql_css}">
 </head>
 <body>
   <div id="graphiql">Loading GraphiQL...</div>
-  <script crossorigin src="https://unpkg.com/react@18/umd/react.production.min.js"></script>
-  <script crossorigin
-    src="https://unpkg.com/react-dom@18/umd/react-dom.production.min.js"></script>
-  <script crossorigin src="https://unpkg.com/graphiql@3/graphiql.min.js"></script>
+  <script src="{react_js}"></script>
+  <script src="{react_dom_js}"></script>
+  <script src="{graphiql_js}"></script>
   <script>
     "use strict";
     const endpoint = window.location.pathname;
@@ -107,3 +153,11 @@ GRAPHIQL_HTML = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+#: The page, with its asset URLs filled in (the script has braces of its own: no format()).
+GRAPHIQL_HTML: Final = (
+    _PAGE.replace("{graphiql_css}", _asset_url("graphiql.min.css"))
+    .replace("{react_js}", _asset_url("react.production.min.js"))
+    .replace("{react_dom_js}", _asset_url("react-dom.production.min.js"))
+    .replace("{graphiql_js}", _asset_url("graphiql.min.js"))
+)

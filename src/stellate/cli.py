@@ -1,4 +1,5 @@
-"""The ``stellate`` command: ``stellate run MODULE:ATTR`` serves an application.
+"""The ``stellate`` command: ``stellate run MODULE:ATTR`` serves an application, and
+``stellate routes MODULE:ATTR`` prints its route table.
 
 It is a thin, opinionated front to the two servers stellate is tested with: hypercorn (on
 trio, the default, or asyncio) and uvicorn (asyncio only). The point of going through it
@@ -8,12 +9,15 @@ server that is not installed and a port that is taken each end with one line on 
 exit status 1, and a contradictory set of options (uvicorn on trio, ``--reload`` with
 several workers) is refused with a usage error (exit status 2), before anything starts.
 
-Only the standard library is imported here; the servers are imported when they are used.
+Only the standard library and anyio are imported here; the servers are imported when they
+are used.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from typing import Literal
@@ -21,10 +25,11 @@ from typing import Literal
 from stellate import __version__
 from stellate._proxy_headers import TrustedHosts
 from stellate._serving import (
+    GRACEFUL_TIMEOUT,
     CommandError,
     RunOptions,
-    check_port,
     load_app,
+    open_listener,
     require_server,
     serve,
 )
@@ -41,13 +46,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    options = run_options(args.run_parser, args)
-    if args.as_starlette:
+    options = run_options(args.run_parser, args) if args.command == "run" else None
+    if options is not None and args.as_starlette:
         # Before the application is imported: its `import starlette` must give stellate.
         from stellate.compat.starlette import install
 
         install()
     try:
+        if options is None:
+            return _routes(args.target)
         return _run(options)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -59,8 +66,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
 def _run(options: RunOptions) -> int:
     require_server(options)
     app = load_app(options.target, show_traceback=options.log_level == "debug")
-    check_port(options.host, options.port)
-    return serve(options, app)
+    for flag, path in (("--certfile", options.certfile), ("--keyfile", options.keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise CommandError(f"{flag} {path}: no such file")
+    listener = open_listener(options)
+    if options.uds is None:
+        # --port 0 becomes the port the kernel chose, so the URL in the log is the real one.
+        options = dataclasses.replace(options, port=listener.getsockname()[1])
+    return serve(options, app, listener)
+
+
+def _routes(target: str) -> int:
+    from stellate._route_table import find_routes, format_table, route_rows
+
+    app = load_app(target)
+    routes = find_routes(app)
+    if routes is None:
+        raise CommandError(f"{target!r} has no route table (no .routes on it or the app it wraps)")
+    print(format_table(list(route_rows(routes))))
+    return 0
 
 
 def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
@@ -76,6 +100,13 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         description="Serve the ASGI application ATTR of module MODULE (imported with the "
         "current directory on sys.path) until SIGINT or SIGTERM.",
     )
+    routes = commands.add_parser(
+        "routes",
+        help="print an application's route table",
+        description="Print the routes of the application ATTR of module MODULE: methods, "
+        "path (mounts and hosts expanded), name and endpoint.",
+    )
+    routes.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
     run.set_defaults(run_parser=run)
     run.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -101,7 +132,37 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         metavar="IPS",
         help="comma-separated proxy addresses or networks, or '*' (127.0.0.1)",
     )
-    run.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    run.add_argument(
+        "--graceful-timeout",
+        type=_seconds,
+        default=GRACEFUL_TIMEOUT,
+        metavar="SECONDS",
+        help="time requests in flight get to finish on shutdown before they are cancelled "
+        f"({GRACEFUL_TIMEOUT:g})",
+    )
+    run.add_argument("--certfile", default=None, help="serve HTTPS with this certificate (PEM)")
+    run.add_argument("--keyfile", default=None, help="the certificate's private key (PEM)")
+    run.add_argument(
+        "--uds", default=None, metavar="PATH", help="listen on this Unix socket, not a port"
+    )
+    run.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="of the stellate.run log; debug also shows the servers' own messages (info)",
+    )
+    run.add_argument(
+        "--log-config",
+        default=None,
+        metavar="FILE",
+        help="logging configuration applied on top: .json or .yaml (dictConfig), else .ini",
+    )
+    run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log one line per request to stellate.access (on)",
+    )
     run.add_argument(
         "--as-starlette",
         action="store_true",
@@ -130,6 +191,8 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         parser.error("--forwarded-allow-ips only applies with --proxy-headers")
     if args.root_path and not args.root_path.startswith("/"):
         parser.error(f"--root-path must start with '/', got {args.root_path!r}")
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together: give both to serve HTTPS")
     allowed = args.forwarded_allow_ips or "127.0.0.1"
     try:
         TrustedHosts(allowed)
@@ -147,6 +210,12 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=allowed,
         log_level=args.log_level,
+        access_log=args.access_log,
+        graceful_timeout=args.graceful_timeout,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        uds=args.uds,
+        log_config=args.log_config,
     )
 
 
@@ -177,3 +246,13 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}")
+    return seconds

@@ -44,7 +44,7 @@ from stellate._graphql_execution import (
     execute_prepared,
     prepare,
 )
-from stellate._graphql_graphiql import GRAPHIQL_HTML
+from stellate._graphql_graphiql import ASSET_PARAMETER, GRAPHIQL_HTML, graphiql_asset
 from stellate._graphql_ws import GraphQLWebSocketSession
 from stellate._json import parse_json
 from stellate._lifespan import run_lifespan
@@ -124,8 +124,12 @@ class GraphQLApp:
             )
 
     async def _respond(self, request: Request) -> Response:
-        if request.method in ("GET", "HEAD") and self.graphiql and _wants_html(request):
-            return HTMLResponse(GRAPHIQL_HTML)
+        if request.method in ("GET", "HEAD") and self.graphiql:
+            asset = request.query_params.get(ASSET_PARAMETER)
+            if asset is not None:
+                return await graphiql_asset(asset)
+            if _wants_html(request):
+                return HTMLResponse(GRAPHIQL_HTML)
         try:
             prepared = await self._prepare(request)
         except GraphQLRequestError as error:

@@ -276,6 +276,26 @@ def test_a_file_over_the_limit_gets_413_and_is_not_kept(test_client_factory: Fac
     assert [upload.filename for upload in app.state.uploads.all()] == ["fits.bin"]
 
 
+@pytest.mark.parametrize(
+    "size",
+    [
+        MAX_UPLOAD_SIZE + 1,  # refused by the handler
+        MAX_UPLOAD_SIZE + 200 * 1024,  # refused by the route's body limit, before the handler
+    ],
+)
+def test_the_upload_page_and_its_refusals_say_the_same_limit(
+    test_client_factory: Factory, size: int
+) -> None:
+    """The page promises a size; every 413 for a larger file quotes that promise."""
+    promise = "A file may hold at most 1 MiB (1,048,576 bytes)."
+    with test_client_factory(new_app()) as client:
+        page = client.get("/upload")
+        refused = client.post("/upload", files={"file": ("big.bin", b"x" * size, "text/plain")})
+    assert promise in page.text
+    assert refused.status_code == 413
+    assert promise in refused.text
+
+
 def test_downloading_a_missing_upload_is_a_404_page(test_client_factory: Factory) -> None:
     with test_client_factory(new_app()) as client:
         response = client.get("/uploads/7")
@@ -560,10 +580,16 @@ def test_graphql_queries_and_mutations_share_the_notes(test_client_factory: Fact
     assert app.state.feed.recent()[-1].text == "alan added note #2 (GraphQL)"
 
 
-def test_graphql_does_not_serve_the_cdn_hosted_ide(test_client_factory: Factory) -> None:
+def test_graphql_serves_graphiql_from_the_showcase_itself(test_client_factory: Factory) -> None:
+    """GraphiQL's assets are package data now, so the showcase can offer it offline."""
     with test_client_factory(new_app()) as client:
         response = client.get("/graphql", headers={"accept": "text/html"})
-    assert "<script" not in response.text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assets = [client.get("/graphql" + source.replace("&amp;", "&")) for source in sources]
+    assert "<title>GraphiQL</title>" in response.text
+    assert len(sources) == 4
+    assert all(source.startswith("?graphiql_asset=") for source in sources), sources
+    assert [asset.status_code for asset in assets] == [200] * 4
 
 
 def test_the_served_app_is_built_at_import(test_client_factory: Factory) -> None:
