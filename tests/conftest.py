@@ -47,3 +47,40 @@ def raw_test_client_factory(anyio_backend: str) -> Callable[..., Any]:
 
     backend: Any = anyio_backend  # "asyncio" | "trio"
     return functools.partial(TestClient, backend=backend)
+
+
+@pytest.fixture(autouse=True)
+def _blockbuster() -> Any:
+    """Fail a test when stellate makes a blocking call on a running asyncio event loop.
+
+    blockbuster patches file-system, socket and sleep calls; a call made from a thread that
+    runs an asyncio loop, with a stellate frame on the stack, raises ``BlockingError``. Only
+    asyncio is watched, and the same code paths run on trio. Calls a test makes itself, with
+    no stellate frame involved, are the test's own business.
+    """
+    from blockbuster import blockbuster_ctx
+
+    with blockbuster_ctx("stellate") as buster:
+        for function in buster.functions.values():
+            for filename, names in ALLOWED_TO_BLOCK.items():
+                function.can_block_in(filename, names)
+        yield buster
+
+
+#: Where a blocking call on the loop is accepted, by file and function, each with its reason.
+ALLOWED_TO_BLOCK: dict[str, set[str]] = {
+    # StaticFiles(check_dir=True) reports a missing directory when it is constructed, as in
+    # Starlette: construction happens at import time in an application, and in some tests
+    # inside the test's event loop.
+    "stellate/staticfiles.py": {"__init__"},
+    # Jinja2 loads a template (and, with auto_reload, stats it) synchronously when it is
+    # looked up; TemplateResponse renders in the endpoint, as Starlette's does. Templates
+    # are small local files, cached after the first load.
+    "stellate/templating.py": {"get_template", "TemplateResponse"},
+    # Endpoints that block on purpose, to show what a deadline does to a handler that
+    # never yields to the event loop.
+    "tests/test_timeouts.py": {"blocking", "_block_past"},
+    # The benchmark harness plays the server: it answers http.response.pathsend by reading
+    # the file itself, inside the send it hands to the app.
+    "benchmarks/harness.py": {"_read_file"},
+}

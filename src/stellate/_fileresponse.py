@@ -64,6 +64,11 @@ def _content_disposition(disposition_type: str, filename: str) -> str:
     return f'{disposition_type}; filename="{filename}"'
 
 
+# mimetypes reads the system's type maps (/etc/mime.types, ...) on its first use: done
+# here, at import, rather than on the event loop when the first file is served.
+mimetypes.init()
+
+
 @functools.lru_cache(maxsize=1024)
 def _guess_media_type(name: str) -> str:
     """The media type for a file name; cached, as the same names are served again and again."""

@@ -150,7 +150,9 @@ class AccessLog:
 
     ``127.0.0.1:50312 - "GET /search?q=x HTTP/1.1" 200 3.1 ms``. A response that never
     started is logged as the 500 the server sends for it, or as ``-`` when the request was
-    cancelled (the client left, or the server stopped) before one was chosen.
+    cancelled (the client left, or the server stopped) before one was chosen, or when the
+    client had left before the application returned without one (a handler cancelled on
+    disconnect): no server answers a connection that is gone.
     """
 
     def __init__(self, app: Any) -> None:
@@ -161,7 +163,15 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         status: int | str | None = None
+        client_left = False
         started = time.perf_counter()
+
+        async def noting_receive() -> Any:
+            nonlocal client_left
+            message = await receive()
+            if message["type"] in ("http.disconnect", "websocket.disconnect"):
+                client_left = True
+            return message
 
         async def noting_send(message: Any) -> None:
             nonlocal status
@@ -177,7 +187,9 @@ class AccessLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, noting_send)
+            await self.app(scope, noting_receive, noting_send)
+            if status is None and client_left:
+                status = "-"
         except anyio.get_cancelled_exc_class():
             status = status or "-"
             raise

@@ -109,8 +109,13 @@ def start_server(
     raise AssertionError(f"no free port after three attempts:\n{server.output()}")
 
 
+#: What `stellate run` logs once the application's lifespan has started.
+READY = "Press Ctrl-C to stop."
+
+
 def _wait_until_listening(server: ServerProcess) -> bool:
-    """True once the port accepts connections; False if the port was taken by someone else."""
+    """True once the app has started and the port accepts connections; False if the port
+    was taken by someone else."""
     deadline = time.monotonic() + START_DEADLINE
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -121,9 +126,15 @@ def _wait_until_listening(server: ServerProcess) -> bool:
             )
         try:
             with socket.create_connection(("127.0.0.1", server.port), timeout=1.0):
-                return True
+                pass
         except OSError:
             time.sleep(0.05)  # polling a port: there is nothing to wait on instead
+            continue
+        # `stellate run` listens before the application has started (early clients
+        # queue): ready means its startup line, logged once the lifespan has started.
+        if READY in server.output():
+            return True
+        time.sleep(0.05)  # polling the log: there is nothing to wait on instead
     raise AssertionError(f"server not listening after {START_DEADLINE} s:\n{server.output()}")
 
 
