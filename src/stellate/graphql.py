@@ -1,4 +1,4 @@
-"""Serve a graphql-core schema over HTTP and WebSocket (``pip install stellate[graphql]``).
+"""Serve a graphql-core schema over HTTP and WebSocket (needs graphql-core: the ``graphql`` extra).
 
 :class:`GraphQLApp` is a plain ASGI app; route it for both scope types::
 
@@ -35,7 +35,8 @@ try:
 except ModuleNotFoundError as exc:
     raise ImportError(
         "stellate.graphql requires graphql-core: install it with "
-        "`pip install stellate[graphql]` (or `pip install graphql-core`)."
+        "`pip install 'graphql-core>=3.2,<3.3'` (stellate's `graphql` extra, "
+        "stellate[graphql], includes it)."
     ) from exc
 
 from stellate._graphql_execution import (

@@ -18,7 +18,7 @@ try:
 except ModuleNotFoundError as exc:
     raise ImportError(
         "stellate.templating requires jinja2: install it with `pip install jinja2` "
-        "(or `pip install stellate[full]`)."
+        "(stellate's `full` extra, stellate[full], includes it)."
     ) from exc
 
 from stellate.background import BackgroundTask

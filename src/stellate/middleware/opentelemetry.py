@@ -24,7 +24,8 @@ try:
 except ImportError:
     raise ImportError(
         "The `opentelemetry-api` package is required to use `OpenTelemetryMiddleware`. "
-        "Install it with `pip install 'stellate[otel]'`."
+        "Install it with `pip install opentelemetry-api` (stellate's `otel` extra, "
+        "stellate[otel], includes it)."
     ) from None
 
 from stellate import __version__

@@ -25,7 +25,7 @@ try:
 except ImportError as exc:
     raise ImportError(
         "stellate.testing.strategies needs Hypothesis: install it with "
-        "`pip install 'stellate[test]'`"
+        "`pip install hypothesis` (stellate's `test` extra, stellate[test], includes it)."
     ) from exc
 
 __all__ = [
