@@ -402,7 +402,10 @@ class MultiPartParser:
         self._part_disposition: bytes | None = None
         self._part_type: bytes | None = None  # its first Content-Type header
         self._part_name = ""
-        self._part_data = bytearray()
+        # A text part's data, as the state machine hands it over: joined once, at its end
+        # (a bytearray grown by += may copy itself at every reallocation).
+        self._part_data: list[bytes] = []
+        self._part_size = 0
         self._part_file: UploadFile | None = None
 
     # -- callbacks of the state machine: record, never do I/O --------------------------
@@ -416,12 +419,13 @@ class MultiPartParser:
         if file is not None:
             self._file_data.append((file, data[start:end]))
             return
-        part_data = self._part_data
-        if len(part_data) + end - start > self.max_part_size:
+        size = self._part_size + end - start
+        if size > self.max_part_size:
             raise MultiPartException(
                 f"Part exceeded maximum size of {_kilobytes(self.max_part_size)}KB."
             )
-        part_data += data[start:end]
+        self._part_size = size
+        self._part_data.append(data[start:end])
 
     def on_part_end(self) -> None:
         name = self._part_name
@@ -430,7 +434,10 @@ class MultiPartParser:
             self._finished_files.append(file)
             self.items.append((name, file))
             return
-        self.items.append((name, _decode(self._part_data, self._charset)))
+        pieces = self._part_data
+        self._part_data, self._part_size = [], 0
+        value = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.items.append((name, _decode(value, self._charset)))
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         # Usually one slice per header; bytes concatenation of an empty left side is free.
@@ -470,7 +477,6 @@ class MultiPartParser:
                 raise MultiPartException(
                     f"Too many fields. Maximum number of fields is {self.max_fields}."
                 )
-            self._part_data = bytearray()
             return
         self._file_count += 1
         if self._file_count > self.max_files:
