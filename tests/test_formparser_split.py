@@ -1,7 +1,9 @@
 """``FormParser.parse`` cuts urlencoded bodies at ``&`` itself: it must agree with the parser.
 
-``parse`` splits each chunk with ``bytes.split`` (fast, in C) instead of feeding
-python-multipart's ``QuerystringParser`` character by character. The parser's
+``parse`` cuts each chunk with ``str.find`` and ``str.split`` (fast, in C) instead of
+feeding python-multipart's ``QuerystringParser`` character by character; which of the two
+cuts a field depends on its length (``FormParser._long_field``), so every body is parsed
+with the default and with thresholds that send its fields down the ``find`` path. The parser's
 ``on_field_*`` callbacks still drive that state machine for code that uses them, so
 here both ways read the same generated bodies, cut into the same chunks, under the same
 limits, and must give the same fields or the same error.
@@ -35,13 +37,15 @@ def chunked(body: bytes, cuts: list[int]) -> list[bytes]:
 
 
 async def split_result(
-    chunks: list[bytes], max_fields: int, max_part_size: int
+    chunks: list[bytes], max_fields: int, max_part_size: int, long_field: int | None = None
 ) -> list[tuple[str, str]] | str:
     async def stream() -> AsyncGenerator[bytes, None]:
         for chunk in chunks:
             yield chunk
 
     parser = FormParser(HEADERS, stream(), max_fields=max_fields, max_part_size=max_part_size)
+    if long_field is not None:
+        parser._long_field = long_field
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -80,13 +84,14 @@ def state_machine_result(
     cuts=st.lists(st.integers(min_value=0, max_value=64), max_size=6),
     max_fields=st.integers(min_value=1, max_value=6),
     max_part_size=st.integers(min_value=1, max_value=10),
+    long_field=st.sampled_from([None, 1, 2, 4]),
 )
 async def test_split_parse_agrees_with_the_state_machine(
-    body: bytes, cuts: list[int], max_fields: int, max_part_size: int
+    body: bytes, cuts: list[int], max_fields: int, max_part_size: int, long_field: int | None
 ) -> None:
     chunks = [chunk for chunk in chunked(body, cuts) if chunk]
     expected = state_machine_result(chunks, max_fields, max_part_size)
-    assert await split_result(chunks, max_fields, max_part_size) == expected
+    assert await split_result(chunks, max_fields, max_part_size, long_field) == expected
 
 
 @pytest.mark.parametrize(
@@ -96,12 +101,18 @@ async def test_split_parse_agrees_with_the_state_machine(
         ([b"bare&=&c=x=y"], [("bare", ""), ("", ""), ("c", "x=y")]),
         ([b"na", b"me=va", b"lue&x", b"=%41+b"], [("name", "value"), ("x", "A b")]),
         ([b"a=1", b"&", b"b=2"], [("a", "1"), ("b", "2")]),
+        # An escape only in the chunk that ends a field, or only in the one before.
+        ([b"a=1", b"%41+b&c=d"], [("a", "1A b"), ("c", "d")]),
+        ([b"a=%41", b"b&c", b"=d"], [("a", "Ab"), ("c", "d")]),
         # As Starlette: raw bytes are latin-1, escapes UTF-8 (invalid ones U+FFFD).
         ([b"\xe9=%C3%A9&x=%FF"], [("\u00e9", "\u00e9"), ("x", "\ufffd")]),
     ],
 )
-async def test_fields_across_chunks(chunks: list[bytes], fields: list[tuple[str, str]]) -> None:
-    assert await split_result(chunks, 1000, 1024) == fields
+@pytest.mark.parametrize("long_field", [None, 1, 3])
+async def test_fields_across_chunks(
+    chunks: list[bytes], fields: list[tuple[str, str]], long_field: int | None
+) -> None:
+    assert await split_result(chunks, 1000, 1024, long_field) == fields
     assert state_machine_result(chunks, 1000, 1024) == fields
 
 

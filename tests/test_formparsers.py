@@ -343,6 +343,13 @@ async def test_multipart_max_part_size_applies_to_fields_not_files() -> None:
     with pytest.raises(MultiPartException) as raised:
         await MultiPartParser(mp_headers(), chunks(body), max_part_size=4).parse()
     assert raised.value.message == "Part exceeded maximum size of 0KB."
+    # The limit holds for the part as a whole, not for each piece of it.
+    bytewise = [body[index : index + 1] for index in range(len(body))]
+    form = await MultiPartParser(mp_headers(), chunks(*bytewise), max_part_size=5).parse()
+    assert form["f"] == "12345"
+    with pytest.raises(MultiPartException) as raised:
+        await MultiPartParser(mp_headers(), chunks(*bytewise), max_part_size=4).parse()
+    assert raised.value.message == "Part exceeded maximum size of 0KB."
     files = multipart(file("f", "f.bin", b"x" * 100))
     form = await MultiPartParser(mp_headers(), chunks(files), max_part_size=4).parse()
     assert form["f"].size == 100  # type: ignore[union-attr]

@@ -167,6 +167,10 @@ class FormParser:
     invalid sequences, an invalid escape such as ``%zz`` is kept as written).
     """
 
+    # A field at least this long (at least 1) is cut with str.find, a shorter one with
+    # str.split (see _cut_fields): about where the two cost the same.
+    _long_field = 1024
+
     def __init__(
         self,
         headers: Headers,
@@ -189,72 +193,108 @@ class FormParser:
     async def parse(self) -> FormData:
         """Read the whole stream and return its fields, in order, repeated names kept.
 
-        Fields are cut out of each chunk with ``bytes.split(b"&")``, which does in C what
-        a per-character state machine would do in Python: only the unfinished field at
-        the end of a chunk waits for the next one. The result is what python-multipart's
-        ``QuerystringParser`` driving the ``on_field_*`` callbacks gives (empty fields
-        between ``&&`` are skipped, a field without ``=`` has an empty value), which
-        tests/test_formparser_split.py checks on generated bodies.
+        Each chunk is decoded once, as latin-1 (a byte per character, so cutting the text
+        is cutting the bytes), and its complete fields are cut out of that text with
+        :meth:`_cut_fields`; only the unfinished field at its end waits for the next
+        chunk. The result is what python-multipart's ``QuerystringParser`` driving the
+        ``on_field_*`` callbacks gives (empty fields between ``&&`` are skipped, a field
+        without ``=`` has an empty value), which tests/test_formparser_split.py checks
+        on generated bodies.
         """
         # The unfinished field, in pieces (a large value spans chunks): joined once, when
         # it ends, with the first "=" already located so its value is copied only once.
-        pending: list[bytes] = []
+        pending: list[str] = []
         pending_size = 0
         equals: tuple[int, int] | None = None  # (piece, offset) of its first "="
+        escaped = False  # whether a piece of it holds "%" or "+"
         async for chunk in self.stream:
-            if b"&" not in chunk:
-                if chunk:
-                    if equals is None:
-                        offset = chunk.find(b"=")
-                        if offset != -1:
-                            equals = (len(pending), offset)
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    self._check_unfinished(pending_size - (equals is not None))
+            if not chunk:
                 continue
-            pieces = chunk.split(b"&")
-            first = pieces[0]
+            text = chunk.decode("latin-1")
+            # Per chunk, not per field: a chunk without escapes needs no unquoting at all.
+            chunk_escaped = "%" in text or "+" in text
+            amp = text.find("&")
+            if amp == -1:
+                if equals is None:
+                    offset = text.find("=")
+                    if offset != -1:
+                        equals = (len(pending), offset)
+                pending.append(text)
+                pending_size += len(text)
+                escaped = escaped or chunk_escaped
+                self._check_unfinished(pending_size - (equals is not None))
+                continue
             if pending:
-                if equals is None and b"=" in first:
-                    equals = (len(pending), first.find(b"="))
+                first = text[:amp]
+                if equals is None:
+                    offset = first.find("=")
+                    if offset != -1:
+                        equals = (len(pending), offset)
                 pending.append(first)
-                self._add_pieces(pending, equals)
-            elif first:
-                self._add_field(first)
-            last = pieces.pop()
-            for piece in pieces[1:]:
-                if piece:
-                    self._add_field(piece)
+                self._add_pieces(pending, equals, escaped or chunk_escaped)
+            elif amp:
+                self._add_field(text, 0, amp, chunk_escaped)
+            last = self._cut_fields(text, amp + 1, chunk_escaped)
             pending = [last] if last else []
             pending_size = len(last)
-            offset = last.find(b"=")
+            offset = last.find("=")
             equals = None if offset == -1 else (0, offset)
+            escaped = chunk_escaped
             if last:
                 self._check_unfinished(pending_size - (equals is not None))
         if pending:
-            self._add_pieces(pending, equals)
+            self._add_pieces(pending, equals, escaped)
         return FormData(self._fields)
 
-    def _add_field(self, piece: bytes) -> None:
-        name, _, value = piece.partition(b"=")
-        self._add(name, value)
+    def _cut_fields(self, text: str, start: int, escaped: bool) -> str:
+        """Add the complete fields of ``text[start:]``; return the unfinished rest.
 
-    def _add_pieces(self, pieces: list[bytes], equals: tuple[int, int] | None) -> None:
+        Long fields are cut with ``str.find``, which scans with ``memchr``; ``str.split``
+        compares character by character, several times slower per byte, but it costs
+        less per field, so short fields are cut with it. A chunk switches to ``split``
+        at its first short field.
+        """
+        find = text.find
+        while True:
+            amp = find("&", start)
+            if amp == -1:
+                return text[start:]
+            if amp - start < self._long_field:
+                pieces = text[start:].split("&")
+                last = pieces.pop()
+                for piece in pieces:
+                    if piece:
+                        name, _, value = piece.partition("=")
+                        self._add(name, value, escaped)
+                return last
+            self._add_field(text, start, amp, escaped)
+            start = amp + 1
+
+    def _add_field(self, text: str, start: int, end: int, escaped: bool) -> None:
+        equals = text.find("=", start, end)
+        if equals == -1:
+            self._add(text[start:end], "", escaped)
+        else:
+            self._add(text[start:equals], text[equals + 1 : end], escaped)
+
+    def _add_pieces(self, pieces: list[str], equals: tuple[int, int] | None, escaped: bool) -> None:
         if equals is None:
-            self._add(b"".join(pieces), b"")
+            self._add("".join(pieces), "", escaped)
             return
         index, offset = equals
         head = pieces[index]
-        name = b"".join([*pieces[:index], head[:offset]])
-        self._add(name, b"".join([head[offset + 1 :], *pieces[index + 1 :]]))
+        name = "".join([*pieces[:index], head[:offset]])
+        self._add(name, "".join([head[offset + 1 :], *pieces[index + 1 :]]), escaped)
 
-    def _add(self, name: bytes, value: bytes) -> None:
+    def _add(self, name: str, value: str, escaped: bool) -> None:
         self._count += 1
         if self._count > self.max_fields:
             self._too_many()
         if len(name) + len(value) > self.max_part_size:
             self._too_large()
-        self._fields.append((_unquote(name), _unquote(value)))
+        if escaped:
+            name, value = _unquote(name), _unquote(value)
+        self._fields.append((name, value))
 
     def _check_unfinished(self, size: int) -> None:
         """Apply the limits to a field that has started but not ended yet."""
@@ -290,15 +330,16 @@ class FormParser:
 
     def on_field_end(self) -> None:
         self._count += 1
-        self._fields.append((_unquote(b"".join(self._name)), _unquote(b"".join(self._value))))
+        name = b"".join(self._name).decode("latin-1")
+        value = b"".join(self._value).decode("latin-1")
+        self._fields.append((_unquote(name), _unquote(value)))
 
     def on_end(self) -> None:
         """The body is over: every field has been ended (``finalize`` ends the last one)."""
 
 
-def _unquote(raw: bytes) -> str:
-    """A urlencoded name or value as Starlette reads it: latin-1, then percent-decoded."""
-    text = raw.decode("latin-1")
+def _unquote(text: str) -> str:
+    """A urlencoded name or value (its bytes read as latin-1), percent-decoded."""
     if "%" not in text and "+" not in text:
         return text
     return unquote_plus(text)
@@ -361,7 +402,10 @@ class MultiPartParser:
         self._part_disposition: bytes | None = None
         self._part_type: bytes | None = None  # its first Content-Type header
         self._part_name = ""
-        self._part_data = bytearray()
+        # A text part's data, as the state machine hands it over: joined once, at its end
+        # (a bytearray grown by += may copy itself at every reallocation).
+        self._part_data: list[bytes] = []
+        self._part_size = 0
         self._part_file: UploadFile | None = None
 
     # -- callbacks of the state machine: record, never do I/O --------------------------
@@ -375,12 +419,13 @@ class MultiPartParser:
         if file is not None:
             self._file_data.append((file, data[start:end]))
             return
-        part_data = self._part_data
-        if len(part_data) + end - start > self.max_part_size:
+        size = self._part_size + end - start
+        if size > self.max_part_size:
             raise MultiPartException(
                 f"Part exceeded maximum size of {_kilobytes(self.max_part_size)}KB."
             )
-        part_data += data[start:end]
+        self._part_size = size
+        self._part_data.append(data[start:end])
 
     def on_part_end(self) -> None:
         name = self._part_name
@@ -389,7 +434,10 @@ class MultiPartParser:
             self._finished_files.append(file)
             self.items.append((name, file))
             return
-        self.items.append((name, _decode(self._part_data, self._charset)))
+        pieces = self._part_data
+        self._part_data, self._part_size = [], 0
+        value = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.items.append((name, _decode(value, self._charset)))
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         # Usually one slice per header; bytes concatenation of an empty left side is free.
@@ -429,7 +477,6 @@ class MultiPartParser:
                 raise MultiPartException(
                     f"Too many fields. Maximum number of fields is {self.max_fields}."
                 )
-            self._part_data = bytearray()
             return
         self._file_count += 1
         if self._file_count > self.max_files:
