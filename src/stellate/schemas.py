@@ -52,7 +52,8 @@ _QUERY_SINCE = (3, 2)
 def _require_yaml() -> Any:
     if yaml is None:  # pragma: no cover - pyyaml is part of stellate[full]
         raise ImportError(
-            "OpenAPI schemas need PyYAML: `pip install pyyaml` (stellate's `full` extra includes it)."
+            "OpenAPI schemas need PyYAML: `pip install pyyaml` "
+            "(stellate's `full` extra includes it)."
         )
     return yaml
 
