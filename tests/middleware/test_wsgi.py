@@ -277,6 +277,30 @@ async def test_disconnect_ends_the_body(anyio_backend: str) -> None:
     assert bodies == [b"ab"]
 
 
+async def test_no_disconnect_listener_on_asgi_2_4(anyio_backend: str) -> None:
+    # On ASGI >= 2.4 a server raises from send once the client is gone: as for every
+    # stellate response, nothing calls receive() once the body has been read.
+    calls: list[str] = []
+    body = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        calls.append("receive")
+        if body:
+            return body.pop(0)
+        raise AssertionError("receive() called after the request body on ASGI 2.4")
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = http_scope(asgi={"version": "3.0", "spec_version": "2.4"})
+    with anyio.fail_after(10):
+        await WSGIMiddleware(hello_app)(scope, receive, send)
+    assert calls == ["receive"]
+    assert sent[-1].get("more_body", False) is False
+
+
 async def test_status_and_headers(anyio_backend: str) -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         headers = [(" Content-Type ", " text/plain "), ("X-Multi", "a"), ("X-Multi", "b")]

@@ -35,6 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from stellate._concurrency import create_task_group, run_sync
 from stellate._disconnect import disconnect_receive
 from stellate._headers import encode_header
+from stellate._sending import listens_for_disconnect, wait_for_http_disconnect
 from stellate._urls import DEFAULT_PORTS
 from stellate.exceptions import StellateDeprecationWarning
 from stellate.types import Message, Receive, Scope, Send
@@ -133,8 +134,7 @@ async def _read_body(receive: Receive) -> bytes:
 
 async def _cancel_on_disconnect(listen: Receive, scope: anyio.CancelScope) -> None:
     """Cancel ``scope`` when the client disconnects: the response has no one to go to."""
-    while (await listen())["type"] != "http.disconnect":
-        pass
+    await wait_for_http_disconnect(listen)
     scope.cancel()
 
 
@@ -205,7 +205,10 @@ class WSGIResponder:
         listen = disconnect_receive(self.scope, receive)
         failure: Exception | None = None
         async with create_task_group() as request:
-            request.start_soon(_cancel_on_disconnect, listen, request.cancel_scope)
+            if listens_for_disconnect(self.scope):
+                # On ASGI >= 2.4 the server's send raises once the client is gone, as for
+                # every response (stellate._sending): nothing listens there.
+                request.start_soon(_cancel_on_disconnect, listen, request.cancel_scope)
             async with create_task_group() as response:
                 response.start_soon(self.sender, send)
                 try:
