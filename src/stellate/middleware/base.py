@@ -13,11 +13,18 @@ How it keeps the guarantees of a plain ASGI wrapper:
   start is sent and the application then sends the rest of the body itself, straight
   to the client: no message is buffered, and none crosses from task to task. When
   ``dispatch`` reads the body, it crosses a zero-buffer memory object stream instead.
-* **The request body.** Whatever the ``Request`` given to ``dispatch`` read from
-  ``receive`` is recorded, and the application below is handed the same messages before
-  anything new: a body read in ``dispatch`` is read again, whole, by the endpoint.
-* **Disconnects.** After the replay, the application reads the server's ``receive``
-  directly, so ``http.disconnect`` reaches it (``request.is_disconnected()`` works).
+* **The request body.** ``dispatch``'s ``Request`` and the application share what the
+  client sent, as in Starlette (see :class:`_AppReceive`): a body that ``dispatch`` read
+  with ``body()`` reaches the application whole, in one message; one it streamed to the
+  end reaches it empty; after a partial stream the application reads on from there. What
+  the application consumed is gone for ``dispatch``'s ``Request`` (``Stream consumed``;
+  ``is_disconnected()`` is true once the application saw the disconnect), so reading the
+  body after ``call_next`` never waits for a client that has nothing more to send.
+* **Disconnects.** Every layer of the request reads the client through the connection's
+  receive multiplexer (``stellate._disconnect``; this middleware installs one when it runs
+  outside a ``Stellate`` application): once the client has gone, every later ``receive``
+  says so at once, without asking the server again. Once the response has been sent, the
+  application's ``receive`` says the client has gone.
 * **Background tasks.** The application's ``send`` of its last body message returns
   only once that message has been sent to the client, so a background task attached to
   the endpoint's response starts after the response is complete, and a background task
@@ -45,7 +52,8 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from stellate._concurrency import create_task_group
-from stellate._disconnect import get_multiplexer
+from stellate._context import context_of
+from stellate._disconnect import ReceiveMultiplexer, get_multiplexer
 from stellate.requests import Request
 from stellate.responses import AsyncContentStream, Response, StreamingResponse
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,11 +81,24 @@ class BaseHTTPMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        log = _ReceiveLog(receive)
-        request = Request(scope, receive=log.record, send=send)
+        context = context_of(scope)
+        installed = context.receive is None
+        if installed:
+            # Outside a Stellate application: the multiplexer it would have installed,
+            # so a disconnect is remembered and a listener leaves the body to the app.
+            mux = context.receive = ReceiveMultiplexer(receive)
+            receive = mux.receive
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            if installed:
+                context.receive = None  # it holds the server's receive: no cycle
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive=receive, send=send)
         calls: list[_AppCall] = []
         try:
-            await self._dispatch_in_group(request, scope, receive, send, log, calls)
+            await self._dispatch_in_group(request, scope, receive, send, calls)
         finally:
             for call in calls:
                 call.close()
@@ -92,15 +113,15 @@ class BaseHTTPMiddleware:
         scope: Scope,
         receive: Receive,
         send: Send,
-        log: _ReceiveLog,
         calls: list[_AppCall],
     ) -> None:
         async with create_task_group() as group:
 
-            async def call_next(request: Request) -> Response:
+            async def call_next(next_request: Request) -> Response:
                 call = _AppCall()
                 calls.append(call)
-                group.start_soon(call.run, self.app, request.scope, log.replayer())
+                app_receive = _AppReceive(request, call)
+                group.start_soon(call.run, self.app, next_request.scope, app_receive)
                 try:
                     return await call.response()
                 except RuntimeError:
@@ -147,34 +168,46 @@ def _settle(calls: list[_AppCall], group: TaskGroup) -> None:
             call.cancel_scope.cancel()
 
 
-class _ReceiveLog:
-    """The server's ``receive``, recording what ``dispatch``'s request read from it.
+def _disconnect() -> Message:
+    return {"type": "http.disconnect"}
 
-    Only what the middleware's own request reads is kept (a body it read, a disconnect
-    it saw); what the application reads afterwards goes straight through, unbuffered.
+
+class _AppReceive:
+    """The application's ``receive``: what the client sent, shared with ``dispatch``'s Request.
+
+    It follows Starlette. A body that ``dispatch`` read whole (``body()``, ``json()``) is
+    handed over in one message; one it streamed to the end (``stream()``, ``form()``) is
+    not kept, so the application gets one empty message; otherwise the application reads
+    the client live, from where ``dispatch`` stopped, and ``dispatch``'s Request learns what
+    it took: the body's end (``Stream consumed`` for a later read), a disconnect. Once the
+    response has been sent, the client counts as gone.
     """
 
-    def __init__(self, receive: Receive) -> None:
-        self.receive = receive
-        self.messages: list[Message] = []
+    __slots__ = ("_call", "_ended", "_request", "_started")
 
-    async def record(self) -> Message:
-        message = await self.receive()
-        self.messages.append(message)
+    def __init__(self, request: Request, call: _AppCall) -> None:
+        self._request = request
+        self._call = call
+        self._started = False  # the application has been given part of the body
+        self._ended = False  # ... and its end
+
+    async def __call__(self) -> Message:
+        request = self._request
+        if request._is_disconnected or self._call.response_sent.is_set:
+            return _disconnect()
+        if request._stream_consumed and not self._ended:
+            self._ended = True
+            body = b"" if self._started else getattr(request, "_body", b"")
+            return {"type": "http.request", "body": body, "more_body": False}
+        message = await request.receive()
+        kind = message.get("type")
+        if kind == "http.request":
+            self._started = True
+            if not message.get("more_body", False):
+                self._ended = request._stream_consumed = True
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
         return message
-
-    def replayer(self) -> Receive:
-        """A ``receive`` that replays the recorded messages, then reads the server's."""
-        index = 0
-
-        async def replay() -> Message:
-            nonlocal index
-            if index < len(self.messages):
-                index += 1
-                return self.messages[index - 1]
-            return await self.receive()
-
-        return replay
 
 
 class _Latch:
@@ -279,6 +312,7 @@ class _AppCall:
         else:
             if _is_last(message, self.trailers):
                 self.reached_end = self.stopped = True
+                self.response_sent.set()
 
     async def response(self) -> Response:
         """Wait for the response to start; raise the app's error if it failed before."""
