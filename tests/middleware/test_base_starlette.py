@@ -16,6 +16,7 @@ which ``anyio.fail_after`` turns into a failure.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -25,12 +26,14 @@ from stellate.applications import Stellate
 from stellate.background import BackgroundTask
 from stellate.middleware import Middleware
 from stellate.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from stellate.requests import Request
+from stellate.requests import ClientDisconnect, Request
 from stellate.responses import PlainTextResponse, Response
 from stellate.routing import Route
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
 pytestmark = pytest.mark.anyio
+
+Dispatch = Callable[[Request, RequestResponseEndpoint], Any]
 
 
 def http_scope(method: str = "POST", spec_version: str | None = None) -> Scope:
@@ -109,6 +112,137 @@ def sending(*messages: Message) -> ASGIApp:
 
 
 START: Message = {"type": "http.response.start", "status": 200, "headers": []}
+
+
+# ------------------------------------------------------------ the body's framing
+
+
+async def test_a_one_message_body_goes_out_as_a_chunk_then_a_separate_end() -> None:
+    server = Server()
+    await server.run(BaseHTTPMiddleware(_plain("home"), dispatch=passthrough), http_scope("GET"))
+    start, *body = server.sent
+    assert set(start) == {"type", "status", "headers"}
+    assert (b"x-seen", b"1") in start["headers"]
+    assert body == [
+        {"type": "http.response.body", "body": b"home", "more_body": True},
+        {"type": "http.response.body", "body": b"", "more_body": False},
+    ]
+
+
+async def test_an_empty_body_is_one_end_message_with_an_explicit_more_body() -> None:
+    app = sending(START, {"type": "http.response.body", "body": b""})
+    server = Server()
+    await server.run(BaseHTTPMiddleware(app, dispatch=passthrough))
+    assert server.body_messages == [{"type": "http.response.body", "body": b"", "more_body": False}]
+
+
+async def test_chunks_keep_their_boundaries_and_empty_ones_are_dropped() -> None:
+    app = sending(
+        START,
+        {"type": "http.response.body", "body": b"a", "more_body": True},
+        {"type": "http.response.body", "body": b"", "more_body": True},
+        {"type": "http.response.body", "body": b"bc", "more_body": True},
+        {"type": "http.response.body", "body": b"d"},
+    )
+    server = Server()
+    await server.run(BaseHTTPMiddleware(app, dispatch=passthrough))
+    assert [(m["body"], m["more_body"]) for m in server.body_messages] == [
+        (b"a", True),
+        (b"bc", True),
+        (b"d", True),
+        (b"", False),
+    ]
+
+
+async def test_the_start_carries_status_and_headers_only() -> None:
+    app = sending(
+        {**START, "x-extension": "private"},
+        {"type": "http.response.body", "body": b"x"},
+    )
+    server = Server()
+    await server.run(BaseHTTPMiddleware(app, dispatch=passthrough))
+    assert server.sent[0] == {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"x-seen", b"1")],
+    }
+
+
+async def test_trailers_are_passed_on_after_the_closing_message() -> None:
+    """Kept on purpose (docs/differences.md): Starlette drops them."""
+    trailers: Message = {"type": "http.response.trailers", "headers": [(b"x-sum", b"9")]}
+    app = sending(
+        {**START, "trailers": True},
+        {"type": "http.response.body", "body": b"data", "more_body": False},
+        trailers,
+    )
+    server = Server()
+    await server.run(BaseHTTPMiddleware(app, dispatch=passthrough))
+    assert server.sent[0]["trailers"] is True
+    assert server.sent[1:] == [
+        {"type": "http.response.body", "body": b"data", "more_body": True},
+        {"type": "http.response.body", "body": b"", "more_body": False},
+        trailers,
+    ]
+
+
+async def test_other_messages_after_the_start_are_passed_on() -> None:
+    """Kept on purpose (docs/differences.md): Starlette fails with an AssertionError."""
+    debug: Message = {"type": "http.response.debug", "info": {"template": "t.html"}}
+    app = sending(START, debug, {"type": "http.response.body", "body": b"x"})
+    server = Server()
+    await server.run(BaseHTTPMiddleware(app, dispatch=passthrough))
+    assert server.sent[1:] == [
+        debug,
+        {"type": "http.response.body", "body": b"x", "more_body": True},
+        {"type": "http.response.body", "body": b"", "more_body": False},
+    ]
+
+
+async def test_pathsend_is_passed_on_and_ends_the_response() -> None:
+    pathsend: Message = {"type": "http.response.pathsend", "path": "/srv/file"}
+    app = sending(START, pathsend)
+    server = Server()
+    await server.run(BaseHTTPMiddleware(app, dispatch=passthrough))
+    assert server.sent[1:] == [pathsend]
+
+
+async def test_a_body_dispatch_read_to_its_end_still_gets_its_closing_message() -> None:
+    async def read_then_return(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        chunks = [c async for c in response.body_iterator]  # type: ignore[attr-defined]
+        response.headers["x-length"] = str(len(b"".join(chunks)))
+        return response
+
+    server = Server()
+    await server.run(
+        BaseHTTPMiddleware(_plain("home"), dispatch=read_then_return), http_scope("GET")
+    )
+    assert (b"x-length", b"4") in server.sent[0]["headers"]
+    assert server.body_messages == [{"type": "http.response.body", "body": b"", "more_body": False}]
+
+
+async def test_the_endpoint_background_task_runs_after_the_closing_message() -> None:
+    events: list[str] = []
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("x", background=BackgroundTask(events.append, "background"))(
+            scope, receive, send
+        )
+
+    async def recording_send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            events.append(f"body more_body={message['more_body']}")
+
+    async def receive() -> Message:  # pragma: no cover
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with anyio.fail_after(5):
+        await BaseHTTPMiddleware(endpoint, dispatch=passthrough)(
+            http_scope("GET"), receive, recording_send
+        )
+    assert events == ["body more_body=True", "body more_body=False", "background"]
 
 
 # ---------------------------------------- dispatch's Request and the app share the client
@@ -309,3 +443,122 @@ async def test_a_body_dispatch_did_not_read_is_read_live_message_by_message() ->
     server = Server(inbound)
     await server.run(BaseHTTPMiddleware(_reading_app(log, reads=2), dispatch=passthrough))
     assert log == body_messages(b"a", b"b")
+
+
+# -------------------------------- an error of the server's send while the app's body goes out
+
+
+class _Flaky(Server):
+    """A server whose ``send`` raises ``error`` for body messages."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            raise self.error
+        await super().send(message)
+
+
+def _streaming_app(stopped: list[str]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        try:
+            for part in (b"a", b"b", b"c"):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            stopped.append("app stopped")
+
+    return app
+
+
+async def _peek(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    response = await call_next(request)
+    await response.body_iterator.__anext__()  # type: ignore[attr-defined]
+    return response
+
+
+@pytest.mark.parametrize("dispatch", [passthrough, _peek], ids=["forwarded", "partly-read"])
+async def test_oserror_on_asgi_2_4_becomes_client_disconnect(dispatch: Dispatch) -> None:
+    stopped: list[str] = []
+    lost = OSError("connection lost")
+    server = _Flaky(lost)
+    with pytest.raises(ClientDisconnect) as caught:
+        await server.run(
+            BaseHTTPMiddleware(_streaming_app(stopped), dispatch=dispatch),
+            http_scope("GET", spec_version="2.4"),
+        )
+    assert caught.value.__cause__ is lost
+    assert stopped == ["app stopped"]
+    assert server.receive_calls == 0  # nothing listens on 2.4
+
+
+@pytest.mark.parametrize("dispatch", [passthrough, _peek], ids=["forwarded", "partly-read"])
+@pytest.mark.parametrize("spec_version", [None, "2.3"])
+async def test_oserror_below_asgi_2_4_propagates(
+    dispatch: Dispatch, spec_version: str | None
+) -> None:
+    stopped: list[str] = []
+    lost = OSError("connection lost")
+    server = _Flaky(lost)
+    with pytest.raises(OSError) as caught:
+        await server.run(
+            BaseHTTPMiddleware(_streaming_app(stopped), dispatch=dispatch),
+            http_scope("GET", spec_version=spec_version),
+        )
+    assert caught.value is lost
+    assert stopped == ["app stopped"]
+
+
+async def test_a_disconnect_below_asgi_2_4_stops_the_forwarded_body_quietly() -> None:
+    """Starlette's StreamingResponse listens for it; so does the middleware's response."""
+    stopped: list[str] = []
+    first_sent = anyio.Event()
+
+    async def endless(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x", "more_body": True})
+                first_sent.set()
+                await anyio.sleep_forever()
+        finally:
+            stopped.append("app stopped")
+
+    async def receive() -> Message:
+        await first_sent.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(5):
+        await BaseHTTPMiddleware(endless, dispatch=passthrough)(
+            http_scope("GET", spec_version="2.3"), receive, send
+        )
+    assert stopped == ["app stopped"]
+    assert [m.get("body") for m in sent] == [None, b"x"]
+
+
+async def test_replaced_body_is_unaffected() -> None:
+    """A body of dispatch's own is a plain StreamingResponse: its framing is its own."""
+
+    async def replace(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+
+        async def mine() -> AsyncIterator[bytes]:
+            yield b"mine"
+
+        response.body_iterator = mine()  # type: ignore[attr-defined]
+        return response
+
+    server = Server()
+    await server.run(BaseHTTPMiddleware(_plain("theirs"), dispatch=replace), http_scope("GET"))
+    assert [(m["body"], m["more_body"]) for m in server.body_messages] == [
+        (b"mine", True),
+        (b"", False),
+    ]

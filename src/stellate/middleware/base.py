@@ -13,6 +13,10 @@ How it keeps the guarantees of a plain ASGI wrapper:
   start is sent and the application then sends the rest of the body itself, straight
   to the client: no message is buffered, and none crosses from task to task. When
   ``dispatch`` reads the body, it crosses a zero-buffer memory object stream instead.
+* **The body's framing.** The body goes out as Starlette sends it: each non-empty chunk
+  the application sent in a message of its own with ``more_body=True``, then one empty
+  message that ends it (an ``http.response.pathsend`` message ends it instead). Trailers
+  the application declared are passed on after it.
 * **The request body.** ``dispatch``'s ``Request`` and the application share what the
   client sent, as in Starlette (see :class:`_AppReceive`): a body that ``dispatch`` read
   with ``body()`` reaches the application whole, in one message; one it streamed to the
@@ -37,8 +41,11 @@ A response from ``call_next`` that ``dispatch`` does not return is abandoned: th
 running it is cancelled once the response that was returned has been sent. If the client
 leaves before the application answered (a handler cancelled on disconnect), ``dispatch``
 is cancelled too: there is nobody left to answer. If it leaves while the body is being
-sent (the server's ``send`` raises ``OSError``), the application is cancelled and the
-middleware returns quietly.
+sent, the application is cancelled and the middleware ends as a ``StreamingResponse``
+does (``stellate._sending.send_until_disconnect``): on ASGI 2.4 servers the ``OSError``
+that ``send`` raises becomes ``ClientDisconnect``; older servers are listened to for
+``http.disconnect``, which ends the body quietly, and any error of their ``send``
+propagates.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from stellate._concurrency import create_task_group
 from stellate._context import context_of
 from stellate._disconnect import ReceiveMultiplexer, get_multiplexer
+from stellate._sending import send_until_disconnect
 from stellate.requests import Request
 from stellate.responses import AsyncContentStream, Response, StreamingResponse
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,8 +70,6 @@ __all__ = ["BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"]
 
 RequestResponseEndpoint = Callable[[Request], Awaitable[Response]]
 DispatchFunction = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
-
-_START_KEYS = frozenset({"type", "status", "headers"})
 
 
 class BaseHTTPMiddleware:
@@ -253,8 +259,10 @@ class _AppCall:
         self.decided = _Latch()
         self.finished = _Latch()
         self.response_sent = _Latch()
+        self.forwarded = _Latch()  # forwarding: the body is out, failed, or the app ended
         # Forwarding: the client's send, which the app's messages go to directly.
         self.client_send: Send | None = None
+        self.send_error: Exception | None = None
         # Reading: the stream the body crosses to dispatch.
         self._outbox: MemoryObjectSendStream[Message] | None = None
         self._inbox: MemoryObjectReceiveStream[Message] | None = None
@@ -275,6 +283,7 @@ class _AppCall:
             finally:
                 self.finished.set()
                 self.started.set()
+                self.forwarded.set()
                 if self._outbox is not None:
                     self._outbox.close()
 
@@ -299,20 +308,23 @@ class _AppCall:
 
     async def _send_to_client(self, send: Send, message: Message) -> None:
         try:
-            await send(message)
+            await _send_reframed(send, message)
         except Exception as exc:
-            # The app stops here, as if the middleware had sent the message: quietly if
-            # the client is gone (ASGI 2.4 servers raise OSError), with the middleware
-            # raising the error otherwise.
-            self.stopped = True
-            if not isinstance(exc, OSError):
-                self.error = exc
-            self.cancel_scope.cancel()
+            # The app stops here, as if the middleware had sent the message; the
+            # middleware raises the error (forward), as a StreamingResponse would.
+            self.send_error = exc
+            self._stop()
             await anyio.lowlevel.checkpoint()
         else:
             if _is_last(message, self.trailers):
                 self.reached_end = self.stopped = True
                 self.response_sent.set()
+                self.forwarded.set()
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self.cancel_scope.cancel()
+        self.forwarded.set()
 
     async def response(self) -> Response:
         """Wait for the response to start; raise the app's error if it failed before."""
@@ -332,27 +344,46 @@ class _AppCall:
             self._inbox.close()
 
     async def forward(self, send: Send) -> None:
-        """Send the rest of the response to the client as the app produces it."""
+        """Send the rest of the response to the client as the app produces it.
+
+        Run by :func:`~stellate._sending.send_until_disconnect`: an error of the server's
+        ``send`` is raised here, and a cancellation (the client left) stops the app.
+        """
         if self._inbox is None:
             # The app sends it itself, straight to the client.
             self.client_send = send
             self.decided.set()
-            return
-        # dispatch read part of the body: the rest comes through the stream.
-        async for message in self._inbox:
             try:
-                await send(message)
-            except OSError:
-                # The client is gone (ASGI 2.4 servers raise OSError from send).
-                return
-            if _is_last(message, self.trailers):
-                self.reached_end = True
-                # Let the app finish (its background tasks) before the caller goes on
-                # to anything attached to the outer response.
-                self.response_sent.set()
-                await self.drain()
-                break
+                await self.forwarded.wait()
+            except anyio.get_cancelled_exc_class():
+                self._stop()
+                raise
+            if self.send_error is not None:
+                raise self.send_error
+        else:
+            # dispatch read part of the body: the rest comes through the stream.
+            await self._forward_rest(send)
         self.raise_pending_error()
+        if not self.reached_end and not self.stopped:
+            # The app returned without ending its body: the middleware ends it.
+            await send(_closing_message())
+
+    async def _forward_rest(self, send: Send) -> None:
+        assert self._inbox is not None
+        if self.reached_end:
+            # dispatch's iteration took the body's last message: only its end is left.
+            await send(_closing_message())
+        if not self.reached_end or self.trailers:
+            async for message in self._inbox:
+                await _send_reframed(send, message)
+                if _is_last(message, self.trailers):
+                    self.reached_end = True
+                    break
+        if self.reached_end:
+            # Let the app finish (its background tasks) before the caller goes on to
+            # anything attached to the outer response.
+            self.response_sent.set()
+            await self.drain()
 
     def _open_stream(self) -> MemoryObjectReceiveStream[Message]:
         if self._inbox is None:
@@ -381,25 +412,42 @@ class _AppCall:
         self.drained = True
 
 
+def _closing_message() -> Message:
+    return {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def _send_reframed(send: Send, message: Message) -> None:
+    """Send an app's message as Starlette does: each chunk, then a separate empty end."""
+    if message["type"] != "http.response.body":
+        await send(message)
+        return
+    body = message.get("body", b"")
+    if body:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    if not message.get("more_body", False):
+        await send(_closing_message())
+
+
 def _is_last(message: Message, trailers: bool) -> bool:
+    kind = message["type"]
+    if kind == "http.response.pathsend":
+        return True
     if trailers:
-        return message["type"] == "http.response.trailers" and not message.get(
-            "more_trailers", False
-        )
-    return message["type"] == "http.response.body" and not message.get("more_body", False)
+        return kind == "http.response.trailers" and not message.get("more_trailers", False)
+    return kind == "http.response.body" and not message.get("more_body", False)
 
 
 class _StreamedResponse(StreamingResponse):
     """The response ``call_next`` returns: status and headers known, body still streaming.
 
     ``headers`` (and ``set_cookie``...) change what will be sent. ``body_iterator`` yields
-    the body if ``dispatch`` wants to read it; replacing it sends the new body instead.
+    the body if ``dispatch`` wants to read it; replacing it sends the new body instead
+    (without the app's trailers: they belonged to its body).
     """
 
     def __init__(self, call: _AppCall, start: Message, early: list[Message]) -> None:
         self._call = call
         self._early = early
-        self._start_extras = {key: value for key, value in start.items() if key not in _START_KEYS}
         self.status_code = int(start["status"])
         self.raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
         self.background = None
@@ -418,11 +466,6 @@ class _StreamedResponse(StreamingResponse):
     def body_iterator(self, iterator: AsyncContentStream) -> None:
         self._iterator = iterator
 
-    def _start_message(self, prefix: str) -> dict[str, Any]:
-        # A replaced body is sent without the app's trailers: they belonged to its body.
-        extras = {k: v for k, v in self._start_extras.items() if k != "trailers"}
-        return {**super()._start_message(prefix), **extras}
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         for message in self._early:
             await send(message)
@@ -431,14 +474,17 @@ class _StreamedResponse(StreamingResponse):
             # A body of dispatch's own: sent as every streamed body is (stellate._sending).
             await super().__call__(scope, receive, send)
             return
-        start = {
+        # As Starlette: the start carries the status and headers only (and the app's
+        # trailers announcement, for the trailers passed on after the body).
+        start: Message = {
             "type": "http.response.start",
             "status": self.status_code,
             "headers": list(self.raw_headers),
-            **self._start_extras,
         }
+        if self._call.trailers:
+            start["trailers"] = True
         await send(start)
-        await self._call.forward(send)
+        await send_until_disconnect(scope, receive, send, self._call.forward)
         if self.background is not None:
             # What dispatch attached runs after the app is done, its background included.
             await self._call.finished.wait()
