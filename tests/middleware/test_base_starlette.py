@@ -199,6 +199,12 @@ async def test_other_messages_after_the_start_are_passed_on() -> None:
     ]
 
 
+async def test_an_app_that_returns_without_ending_its_body_gets_the_closing_message() -> None:
+    server = Server()
+    await server.run(BaseHTTPMiddleware(sending(START), dispatch=passthrough))
+    assert server.body_messages == [{"type": "http.response.body", "body": b"", "more_body": False}]
+
+
 async def test_pathsend_is_passed_on_and_ends_the_response() -> None:
     pathsend: Message = {"type": "http.response.pathsend", "path": "/srv/file"}
     app = sending(START, pathsend)
@@ -510,6 +516,19 @@ async def test_oserror_below_asgi_2_4_propagates(
         )
     assert caught.value is lost
     assert stopped == ["app stopped"]
+
+
+@pytest.mark.parametrize("dispatch", [passthrough, _peek], ids=["forwarded", "partly-read"])
+async def test_an_oserror_of_the_app_itself_is_not_a_client_disconnect(dispatch: Dispatch) -> None:
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(START)
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        raise FileNotFoundError("the app's own")
+
+    server = Server()
+    with pytest.raises(FileNotFoundError, match="the app's own"):
+        await server.run(BaseHTTPMiddleware(failing, dispatch=dispatch))
+    assert {"type": "http.response.body", "body": b"", "more_body": False} not in server.sent
 
 
 async def test_a_disconnect_below_asgi_2_4_stops_the_forwarded_body_quietly() -> None:

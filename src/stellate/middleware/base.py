@@ -347,7 +347,9 @@ class _AppCall:
         """Send the rest of the response to the client as the app produces it.
 
         Run by :func:`~stellate._sending.send_until_disconnect`: an error of the server's
-        ``send`` is raised here, and a cancellation (the client left) stops the app.
+        ``send`` is raised here, and a cancellation (the client left) stops the app. An
+        error of the app is not (the caller raises it as itself afterwards): an
+        ``OSError`` of its own must not pass for the client's leaving.
         """
         if self._inbox is None:
             # The app sends it itself, straight to the client.
@@ -363,8 +365,7 @@ class _AppCall:
         else:
             # dispatch read part of the body: the rest comes through the stream.
             await self._forward_rest(send)
-        self.raise_pending_error()
-        if not self.reached_end and not self.stopped:
+        if not self.reached_end and not self.stopped and self.error is None:
             # The app returned without ending its body: the middleware ends it.
             await send(_closing_message())
 
@@ -485,6 +486,7 @@ class _StreamedResponse(StreamingResponse):
             start["trailers"] = True
         await send(start)
         await send_until_disconnect(scope, receive, send, self._call.forward)
+        self._call.raise_pending_error()
         if self.background is not None:
             # What dispatch attached runs after the app is done, its background included.
             await self._call.finished.wait()
