@@ -205,6 +205,13 @@ async def test_an_app_that_returns_without_ending_its_body_gets_the_closing_mess
     assert server.body_messages == [{"type": "http.response.body", "body": b"", "more_body": False}]
 
 
+async def test_a_final_zerocopysend_ends_the_response() -> None:
+    zerocopy: Message = {"type": "http.response.zerocopysend", "file": 3}
+    server = Server()
+    await server.run(BaseHTTPMiddleware(sending(START, zerocopy), dispatch=passthrough))
+    assert server.sent[1:] == [zerocopy]
+
+
 async def test_pathsend_is_passed_on_and_ends_the_response() -> None:
     pathsend: Message = {"type": "http.response.pathsend", "path": "/srv/file"}
     app = sending(START, pathsend)

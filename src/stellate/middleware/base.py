@@ -174,7 +174,7 @@ def _settle(calls: list[_AppCall], group: TaskGroup) -> None:
             call.cancel_scope.cancel()
 
 
-def _disconnect() -> Message:
+def _disconnect_message() -> Message:
     return {"type": "http.disconnect"}
 
 
@@ -200,7 +200,7 @@ class _AppReceive:
     async def __call__(self) -> Message:
         request = self._request
         if request._is_disconnected or self._call.response_sent.is_set:
-            return _disconnect()
+            return _disconnect_message()
         if request._stream_consumed and not self._ended:
             self._ended = True
             body = b"" if self._started else getattr(request, "_body", b"")
@@ -435,7 +435,9 @@ def _is_last(message: Message, trailers: bool) -> bool:
         return True
     if trailers:
         return kind == "http.response.trailers" and not message.get("more_trailers", False)
-    return kind == "http.response.body" and not message.get("more_body", False)
+    # A zero-copy send (ASGI extension) ends the body as a body message does.
+    body_kinds = ("http.response.body", "http.response.zerocopysend")
+    return kind in body_kinds and not message.get("more_body", False)
 
 
 class _StreamedResponse(StreamingResponse):
