@@ -27,7 +27,7 @@ from stellate.background import BackgroundTask
 from stellate.middleware import Middleware
 from stellate.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from stellate.requests import ClientDisconnect, Request
-from stellate.responses import PlainTextResponse, Response
+from stellate.responses import PlainTextResponse, Response, StreamingResponse
 from stellate.routing import Route
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -538,20 +538,22 @@ async def test_an_oserror_of_the_app_itself_is_not_a_client_disconnect(dispatch:
     assert {"type": "http.response.body", "body": b"", "more_body": False} not in server.sent
 
 
-async def test_a_disconnect_below_asgi_2_4_stops_the_forwarded_body_quietly() -> None:
-    """Starlette's StreamingResponse listens for it; so does the middleware's response."""
+async def test_a_disconnect_below_asgi_2_4_ends_a_forwarded_stream_quietly() -> None:
+    """The endpoint's StreamingResponse listens for it; the middleware ends quietly."""
     stopped: list[str] = []
     first_sent = anyio.Event()
 
     async def endless(scope: Scope, receive: Receive, send: Send) -> None:
-        await send(START)
-        try:
-            while True:
-                await send({"type": "http.response.body", "body": b"x", "more_body": True})
-                first_sent.set()
-                await anyio.sleep_forever()
-        finally:
-            stopped.append("app stopped")
+        async def ticks() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"x"
+                    first_sent.set()
+                    await anyio.sleep_forever()
+            finally:
+                stopped.append("app stopped")
+
+        await StreamingResponse(ticks())(scope, receive, send)
 
     async def receive() -> Message:
         await first_sent.wait()

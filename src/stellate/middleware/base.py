@@ -41,11 +41,12 @@ A response from ``call_next`` that ``dispatch`` does not return is abandoned: th
 running it is cancelled once the response that was returned has been sent. If the client
 leaves before the application answered (a handler cancelled on disconnect), ``dispatch``
 is cancelled too: there is nobody left to answer. If it leaves while the body is being
-sent, the application is cancelled and the middleware ends as a ``StreamingResponse``
-does (``stellate._sending.send_until_disconnect``): on ASGI 2.4 servers the ``OSError``
-that ``send`` raises becomes ``ClientDisconnect``; older servers are listened to for
-``http.disconnect``, which ends the body quietly, and any error of their ``send``
-propagates.
+sent, the error of the server's ``send`` is raised as a ``StreamingResponse`` raises it
+(``stellate._sending.send_until_disconnect``): on ASGI 2.4 servers the ``OSError``
+becomes ``ClientDisconnect``, below 2.4 it propagates; the application is cancelled.
+Below 2.4, where ``send`` need not fail, noticing ``http.disconnect`` is left to the
+application's own response (stellate's streaming responses listen for it): the
+middleware does not listen a second time.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class BaseHTTPMiddleware:
         async with create_task_group() as group:
 
             async def call_next(next_request: Request) -> Response:
-                call = _AppCall()
+                call = _AppCall(get_multiplexer(scope))
                 calls.append(call)
                 app_receive = _AppReceive(request, call)
                 group.start_soon(call.run, self.app, next_request.scope, app_receive)
@@ -250,7 +251,8 @@ class _AppCall:
     it waits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mux: ReceiveMultiplexer | None) -> None:
+        self._mux = mux  # the connection's: whether the client has gone
         self.cancel_scope = anyio.CancelScope()
         self.start: Message | None = None
         self.early: list[Message] = []
@@ -347,7 +349,7 @@ class _AppCall:
         """Send the rest of the response to the client as the app produces it.
 
         Run by :func:`~stellate._sending.send_until_disconnect`: an error of the server's
-        ``send`` is raised here, and a cancellation (the client left) stops the app. An
+        ``send`` is raised here, and a cancellation stops the app. An
         error of the app is not (the caller raises it as itself afterwards): an
         ``OSError`` of its own must not pass for the client's leaving.
         """
@@ -365,7 +367,8 @@ class _AppCall:
         else:
             # dispatch read part of the body: the rest comes through the stream.
             await self._forward_rest(send)
-        if not self.reached_end and not self.stopped and self.error is None:
+        client_gone = self._mux is not None and self._mux.disconnected
+        if not (self.reached_end or self.stopped or client_gone) and self.error is None:
             # The app returned without ending its body: the middleware ends it.
             await send(_closing_message())
 
@@ -487,7 +490,9 @@ class _StreamedResponse(StreamingResponse):
         if self._call.trailers:
             start["trailers"] = True
         await send(start)
-        await send_until_disconnect(scope, receive, send, self._call.forward)
+        # listen=None: the app's own response listens for http.disconnect where the
+        # server needs it (a second listener here would cost a task group per request).
+        await send_until_disconnect(scope, receive, send, self._call.forward, listen=None)
         self._call.raise_pending_error()
         if self.background is not None:
             # What dispatch attached runs after the app is done, its background included.
