@@ -95,22 +95,24 @@ async def send_until_disconnect(
     send: Send,
     body: Callable[[Send], Awaitable[None]],
     *,
-    listen: Callable[[Receive], Awaitable[None]] = wait_for_http_disconnect,
+    listen: Callable[[Receive], Awaitable[None]] | None = wait_for_http_disconnect,
     watch: Watch | None = None,
     client_disconnect: bool = True,
 ) -> None:
     """Run ``body(send)`` until it ends or the client leaves.
 
     ``listen(receive)`` runs beside the body on servers that need a listener and returns
-    when the client has gone. ``watch(send)``, if given, runs beside the body on every
-    server (the SSE response pings with it) and returns when it found the client gone,
-    with the error ``send`` raised, which is raised once the body has stopped. An
+    when the client has gone; ``listen=None`` when the body's producer listens itself
+    (BaseHTTPMiddleware forwarding an application's own response). ``watch(send)``, if
+    given, runs beside the body on every server (the SSE response pings with it) and
+    returns when it found the client gone, with the error ``send`` raised, which is
+    raised once the body has stopped. An
     ``OSError`` on an ASGI 2.4 scope is raised as ``ClientDisconnect`` when
     ``client_disconnect`` (Starlette's StreamingResponse), as itself otherwise
     (FileResponse). Returns normally when the listener stopped the body.
     """
     stoppers: list[Stopper] = []
-    if listens_for_disconnect(scope):
+    if listen is not None and listens_for_disconnect(scope):
         stoppers.append(_listening(listen, disconnect_receive(scope, receive)))
     if watch is not None:
         stoppers.append(partial(watch, send))

@@ -432,7 +432,8 @@ async def test_call_next_response_streams_without_buffering() -> None:
 
     with anyio.fail_after(5):
         await Header(app, name="a")(http_scope(), receive, send)
-    assert received == [b"one", b"two"]
+    # Each chunk as the app sent it, then Starlette's separate empty end.
+    assert received == [b"one", b"two", b""]
 
 
 @pytest_anyio
@@ -535,14 +536,18 @@ async def test_messages_before_start_and_trailers_are_forwarded() -> None:
         "http.response.debug",
         "http.response.start",
         "http.response.body",
+        "http.response.body",
         "http.response.trailers",
     ]
     assert sent[1]["trailers"] is True
+    assert [(m["body"], m["more_body"]) for m in sent[2:4]] == [(b"data", True), (b"", False)]
+    assert sent[4] == {"type": "http.response.trailers", "headers": [(b"x-sum", b"1")]}
     assert (b"x-layer", b"a") in sent[1]["headers"]
 
 
 @pytest_anyio
-async def test_client_gone_during_forwarding_stops_quietly() -> None:
+async def test_client_gone_during_forwarding_raises_the_oserror_and_stops_the_app() -> None:
+    """Below ASGI 2.4 (here: no version) the server's OSError propagates, as Starlette's."""
     finished = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -561,7 +566,7 @@ async def test_client_gone_during_forwarding_stops_quietly() -> None:
         await anyio.sleep_forever()
         raise AssertionError
 
-    with anyio.fail_after(5):
+    with anyio.fail_after(5), pytest.raises(OSError, match="connection lost"):
         await Header(app, name="a")(http_scope(), receive, send)
     assert finished == [True]
 
@@ -753,7 +758,7 @@ async def test_messages_after_the_last_body_message_are_dropped() -> None:
         await send({"type": "http.response.body", "body": b"late", "more_body": False})
 
     sent = await _answer(Header(app, name="a"))
-    assert [m.get("body") for m in sent] == [None, b"done"]
+    assert [m.get("body") for m in sent] == [None, b"done", b""]
 
 
 @pytest_anyio
@@ -799,7 +804,11 @@ async def test_rest_of_a_body_partly_read_by_dispatch_is_forwarded() -> None:
 
     sent = await _answer(BaseHTTPMiddleware(app, dispatch=peek))
     assert (b"x-first", b"a") in sent[0]["headers"]
-    assert [m["body"] for m in sent[1:]] == [b"b", b"c"]
+    assert [(m["body"], m["more_body"]) for m in sent[1:]] == [
+        (b"b", True),
+        (b"c", True),
+        (b"", False),
+    ]
 
 
 @pytest_anyio

@@ -13,11 +13,22 @@ How it keeps the guarantees of a plain ASGI wrapper:
   start is sent and the application then sends the rest of the body itself, straight
   to the client: no message is buffered, and none crosses from task to task. When
   ``dispatch`` reads the body, it crosses a zero-buffer memory object stream instead.
-* **The request body.** Whatever the ``Request`` given to ``dispatch`` read from
-  ``receive`` is recorded, and the application below is handed the same messages before
-  anything new: a body read in ``dispatch`` is read again, whole, by the endpoint.
-* **Disconnects.** After the replay, the application reads the server's ``receive``
-  directly, so ``http.disconnect`` reaches it (``request.is_disconnected()`` works).
+* **The body's framing.** The body goes out as Starlette sends it: each non-empty chunk
+  the application sent in a message of its own with ``more_body=True``, then one empty
+  message that ends it (an ``http.response.pathsend`` message ends it instead). Trailers
+  the application declared are passed on after it.
+* **The request body.** ``dispatch``'s ``Request`` and the application share what the
+  client sent, as in Starlette (see :class:`_AppReceive`): a body that ``dispatch`` read
+  with ``body()`` reaches the application whole, in one message; one it streamed to the
+  end reaches it empty; after a partial stream the application reads on from there. What
+  the application consumed is gone for ``dispatch``'s ``Request`` (``Stream consumed``;
+  ``is_disconnected()`` is true once the application saw the disconnect), so reading the
+  body after ``call_next`` never waits for a client that has nothing more to send.
+* **Disconnects.** Every layer of the request reads the client through the connection's
+  receive multiplexer (``stellate._disconnect``; this middleware installs one when it runs
+  outside a ``Stellate`` application): once the client has gone, every later ``receive``
+  says so at once, without asking the server again. Once the response has been sent, the
+  application's ``receive`` says the client has gone.
 * **Background tasks.** The application's ``send`` of its last body message returns
   only once that message has been sent to the client, so a background task attached to
   the endpoint's response starts after the response is complete, and a background task
@@ -30,8 +41,12 @@ A response from ``call_next`` that ``dispatch`` does not return is abandoned: th
 running it is cancelled once the response that was returned has been sent. If the client
 leaves before the application answered (a handler cancelled on disconnect), ``dispatch``
 is cancelled too: there is nobody left to answer. If it leaves while the body is being
-sent (the server's ``send`` raises ``OSError``), the application is cancelled and the
-middleware returns quietly.
+sent, the error of the server's ``send`` is raised as a ``StreamingResponse`` raises it
+(``stellate._sending.send_until_disconnect``): on ASGI 2.4 servers the ``OSError``
+becomes ``ClientDisconnect``, below 2.4 it propagates; the application is cancelled.
+Below 2.4, where ``send`` need not fail, noticing ``http.disconnect`` is left to the
+application's own response (stellate's streaming responses listen for it): the
+middleware does not listen a second time.
 """
 
 from __future__ import annotations
@@ -45,7 +60,9 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from stellate._concurrency import create_task_group
-from stellate._disconnect import get_multiplexer
+from stellate._context import context_of
+from stellate._disconnect import ReceiveMultiplexer, get_multiplexer
+from stellate._sending import send_until_disconnect
 from stellate.requests import Request
 from stellate.responses import AsyncContentStream, Response, StreamingResponse
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,8 +71,6 @@ __all__ = ["BaseHTTPMiddleware", "DispatchFunction", "RequestResponseEndpoint"]
 
 RequestResponseEndpoint = Callable[[Request], Awaitable[Response]]
 DispatchFunction = Callable[[Request, RequestResponseEndpoint], Awaitable[Response]]
-
-_START_KEYS = frozenset({"type", "status", "headers"})
 
 
 class BaseHTTPMiddleware:
@@ -73,11 +88,24 @@ class BaseHTTPMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        log = _ReceiveLog(receive)
-        request = Request(scope, receive=log.record, send=send)
+        context = context_of(scope)
+        installed = context.receive is None
+        if installed:
+            # Outside a Stellate application: the multiplexer it would have installed,
+            # so a disconnect is remembered and a listener leaves the body to the app.
+            mux = context.receive = ReceiveMultiplexer(receive)
+            receive = mux.receive
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            if installed:
+                context.receive = None  # it holds the server's receive: no cycle
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive=receive, send=send)
         calls: list[_AppCall] = []
         try:
-            await self._dispatch_in_group(request, scope, receive, send, log, calls)
+            await self._dispatch_in_group(request, scope, receive, send, calls)
         finally:
             for call in calls:
                 call.close()
@@ -92,15 +120,15 @@ class BaseHTTPMiddleware:
         scope: Scope,
         receive: Receive,
         send: Send,
-        log: _ReceiveLog,
         calls: list[_AppCall],
     ) -> None:
         async with create_task_group() as group:
 
-            async def call_next(request: Request) -> Response:
-                call = _AppCall()
+            async def call_next(next_request: Request) -> Response:
+                call = _AppCall(get_multiplexer(scope))
                 calls.append(call)
-                group.start_soon(call.run, self.app, request.scope, log.replayer())
+                app_receive = _AppReceive(request, call)
+                group.start_soon(call.run, self.app, next_request.scope, app_receive)
                 try:
                     return await call.response()
                 except RuntimeError:
@@ -147,34 +175,46 @@ def _settle(calls: list[_AppCall], group: TaskGroup) -> None:
             call.cancel_scope.cancel()
 
 
-class _ReceiveLog:
-    """The server's ``receive``, recording what ``dispatch``'s request read from it.
+def _disconnect_message() -> Message:
+    return {"type": "http.disconnect"}
 
-    Only what the middleware's own request reads is kept (a body it read, a disconnect
-    it saw); what the application reads afterwards goes straight through, unbuffered.
+
+class _AppReceive:
+    """The application's ``receive``: what the client sent, shared with ``dispatch``'s Request.
+
+    It follows Starlette. A body that ``dispatch`` read whole (``body()``, ``json()``) is
+    handed over in one message; one it streamed to the end (``stream()``, ``form()``) is
+    not kept, so the application gets one empty message; otherwise the application reads
+    the client live, from where ``dispatch`` stopped, and ``dispatch``'s Request learns what
+    it took: the body's end (``Stream consumed`` for a later read), a disconnect. Once the
+    response has been sent, the client counts as gone.
     """
 
-    def __init__(self, receive: Receive) -> None:
-        self.receive = receive
-        self.messages: list[Message] = []
+    __slots__ = ("_call", "_ended", "_request", "_started")
 
-    async def record(self) -> Message:
-        message = await self.receive()
-        self.messages.append(message)
+    def __init__(self, request: Request, call: _AppCall) -> None:
+        self._request = request
+        self._call = call
+        self._started = False  # the application has been given part of the body
+        self._ended = False  # ... and its end
+
+    async def __call__(self) -> Message:
+        request = self._request
+        if request._is_disconnected or self._call.response_sent.is_set:
+            return _disconnect_message()
+        if request._stream_consumed and not self._ended:
+            self._ended = True
+            body = b"" if self._started else getattr(request, "_body", b"")
+            return {"type": "http.request", "body": body, "more_body": False}
+        message = await request.receive()
+        kind = message.get("type")
+        if kind == "http.request":
+            self._started = True
+            if not message.get("more_body", False):
+                self._ended = request._stream_consumed = True
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
         return message
-
-    def replayer(self) -> Receive:
-        """A ``receive`` that replays the recorded messages, then reads the server's."""
-        index = 0
-
-        async def replay() -> Message:
-            nonlocal index
-            if index < len(self.messages):
-                index += 1
-                return self.messages[index - 1]
-            return await self.receive()
-
-        return replay
 
 
 class _Latch:
@@ -211,7 +251,8 @@ class _AppCall:
     it waits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mux: ReceiveMultiplexer | None) -> None:
+        self._mux = mux  # the connection's: whether the client has gone
         self.cancel_scope = anyio.CancelScope()
         self.start: Message | None = None
         self.early: list[Message] = []
@@ -220,8 +261,10 @@ class _AppCall:
         self.decided = _Latch()
         self.finished = _Latch()
         self.response_sent = _Latch()
+        self.forwarded = _Latch()  # forwarding: the body is out, failed, or the app ended
         # Forwarding: the client's send, which the app's messages go to directly.
         self.client_send: Send | None = None
+        self.send_error: Exception | None = None
         # Reading: the stream the body crosses to dispatch.
         self._outbox: MemoryObjectSendStream[Message] | None = None
         self._inbox: MemoryObjectReceiveStream[Message] | None = None
@@ -242,6 +285,7 @@ class _AppCall:
             finally:
                 self.finished.set()
                 self.started.set()
+                self.forwarded.set()
                 if self._outbox is not None:
                     self._outbox.close()
 
@@ -266,19 +310,23 @@ class _AppCall:
 
     async def _send_to_client(self, send: Send, message: Message) -> None:
         try:
-            await send(message)
+            await _send_reframed(send, message)
         except Exception as exc:
-            # The app stops here, as if the middleware had sent the message: quietly if
-            # the client is gone (ASGI 2.4 servers raise OSError), with the middleware
-            # raising the error otherwise.
-            self.stopped = True
-            if not isinstance(exc, OSError):
-                self.error = exc
-            self.cancel_scope.cancel()
+            # The app stops here, as if the middleware had sent the message; the
+            # middleware raises the error (forward), as a StreamingResponse would.
+            self.send_error = exc
+            self._stop()
             await anyio.lowlevel.checkpoint()
         else:
             if _is_last(message, self.trailers):
                 self.reached_end = self.stopped = True
+                self.response_sent.set()
+                self.forwarded.set()
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self.cancel_scope.cancel()
+        self.forwarded.set()
 
     async def response(self) -> Response:
         """Wait for the response to start; raise the app's error if it failed before."""
@@ -298,27 +346,48 @@ class _AppCall:
             self._inbox.close()
 
     async def forward(self, send: Send) -> None:
-        """Send the rest of the response to the client as the app produces it."""
+        """Send the rest of the response to the client as the app produces it.
+
+        Run by :func:`~stellate._sending.send_until_disconnect`: an error of the server's
+        ``send`` is raised here, and a cancellation stops the app. An
+        error of the app is not (the caller raises it as itself afterwards): an
+        ``OSError`` of its own must not pass for the client's leaving.
+        """
         if self._inbox is None:
             # The app sends it itself, straight to the client.
             self.client_send = send
             self.decided.set()
-            return
-        # dispatch read part of the body: the rest comes through the stream.
-        async for message in self._inbox:
             try:
-                await send(message)
-            except OSError:
-                # The client is gone (ASGI 2.4 servers raise OSError from send).
-                return
-            if _is_last(message, self.trailers):
-                self.reached_end = True
-                # Let the app finish (its background tasks) before the caller goes on
-                # to anything attached to the outer response.
-                self.response_sent.set()
-                await self.drain()
-                break
-        self.raise_pending_error()
+                await self.forwarded.wait()
+            except anyio.get_cancelled_exc_class():
+                self._stop()
+                raise
+            if self.send_error is not None:
+                raise self.send_error
+        else:
+            # dispatch read part of the body: the rest comes through the stream.
+            await self._forward_rest(send)
+        client_gone = self._mux is not None and self._mux.disconnected
+        if not (self.reached_end or self.stopped or client_gone) and self.error is None:
+            # The app returned without ending its body: the middleware ends it.
+            await send(_closing_message())
+
+    async def _forward_rest(self, send: Send) -> None:
+        assert self._inbox is not None
+        if self.reached_end:
+            # dispatch's iteration took the body's last message: only its end is left.
+            await send(_closing_message())
+        if not self.reached_end or self.trailers:
+            async for message in self._inbox:
+                await _send_reframed(send, message)
+                if _is_last(message, self.trailers):
+                    self.reached_end = True
+                    break
+        if self.reached_end:
+            # Let the app finish (its background tasks) before the caller goes on to
+            # anything attached to the outer response.
+            self.response_sent.set()
+            await self.drain()
 
     def _open_stream(self) -> MemoryObjectReceiveStream[Message]:
         if self._inbox is None:
@@ -347,25 +416,44 @@ class _AppCall:
         self.drained = True
 
 
+def _closing_message() -> Message:
+    return {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def _send_reframed(send: Send, message: Message) -> None:
+    """Send an app's message as Starlette does: each chunk, then a separate empty end."""
+    if message["type"] != "http.response.body":
+        await send(message)
+        return
+    body = message.get("body", b"")
+    if body:
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+    if not message.get("more_body", False):
+        await send(_closing_message())
+
+
 def _is_last(message: Message, trailers: bool) -> bool:
+    kind = message["type"]
+    if kind == "http.response.pathsend":
+        return True
     if trailers:
-        return message["type"] == "http.response.trailers" and not message.get(
-            "more_trailers", False
-        )
-    return message["type"] == "http.response.body" and not message.get("more_body", False)
+        return kind == "http.response.trailers" and not message.get("more_trailers", False)
+    # A zero-copy send (ASGI extension) ends the body as a body message does.
+    body_kinds = ("http.response.body", "http.response.zerocopysend")
+    return kind in body_kinds and not message.get("more_body", False)
 
 
 class _StreamedResponse(StreamingResponse):
     """The response ``call_next`` returns: status and headers known, body still streaming.
 
     ``headers`` (and ``set_cookie``...) change what will be sent. ``body_iterator`` yields
-    the body if ``dispatch`` wants to read it; replacing it sends the new body instead.
+    the body if ``dispatch`` wants to read it; replacing it sends the new body instead
+    (without the app's trailers: they belonged to its body).
     """
 
     def __init__(self, call: _AppCall, start: Message, early: list[Message]) -> None:
         self._call = call
         self._early = early
-        self._start_extras = {key: value for key, value in start.items() if key not in _START_KEYS}
         self.status_code = int(start["status"])
         self.raw_headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
         self.background = None
@@ -384,11 +472,6 @@ class _StreamedResponse(StreamingResponse):
     def body_iterator(self, iterator: AsyncContentStream) -> None:
         self._iterator = iterator
 
-    def _start_message(self, prefix: str) -> dict[str, Any]:
-        # A replaced body is sent without the app's trailers: they belonged to its body.
-        extras = {k: v for k, v in self._start_extras.items() if k != "trailers"}
-        return {**super()._start_message(prefix), **extras}
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         for message in self._early:
             await send(message)
@@ -397,14 +480,20 @@ class _StreamedResponse(StreamingResponse):
             # A body of dispatch's own: sent as every streamed body is (stellate._sending).
             await super().__call__(scope, receive, send)
             return
-        start = {
+        # As Starlette: the start carries the status and headers only (and the app's
+        # trailers announcement, for the trailers passed on after the body).
+        start: Message = {
             "type": "http.response.start",
             "status": self.status_code,
             "headers": list(self.raw_headers),
-            **self._start_extras,
         }
+        if self._call.trailers:
+            start["trailers"] = True
         await send(start)
-        await self._call.forward(send)
+        # listen=None: the app's own response listens for http.disconnect where the
+        # server needs it (a second listener here would cost a task group per request).
+        await send_until_disconnect(scope, receive, send, self._call.forward, listen=None)
+        self._call.raise_pending_error()
         if self.background is not None:
             # What dispatch attached runs after the app is done, its background included.
             await self._call.finished.wait()
