@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stellate._serving import OPTIONS_VARIABLE, RunOptions
 from stellate.cli import build_parser, run_options
 
 pytest.importorskip("fastapi")
@@ -68,11 +69,16 @@ def test_without_it_the_app_is_starlettes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", [["--workers", "2"], ["--reload"]])
-def test_as_starlette_needs_a_single_in_process_worker(
-    extra: list[str], capsys: pytest.CaptureFixture[str]
+def test_as_starlette_goes_to_the_worker_processes(
+    extra: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Workers read the command's options from the environment, --as-starlette among them.
+
+    (It used to be refused with --workers and --reload; tests/test_cli_serving.py serves a
+    FastAPI application that way on both servers.)
+    """
     parser = build_parser()
-    with pytest.raises(SystemExit) as exited:
-        run_options(parser, parser.parse_args(["run", "main:app", "--as-starlette", *extra]))
-    assert exited.value.code == 2
-    assert "--as-starlette serves from this process" in capsys.readouterr().err
+    options = run_options(parser, parser.parse_args(["run", "main:app", "--as-starlette", *extra]))
+    assert options.as_starlette
+    monkeypatch.setenv(OPTIONS_VARIABLE, options.to_environment())
+    assert RunOptions.from_environment() == options

@@ -47,11 +47,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
         parser.print_help(sys.stderr)
         return 2
     options = run_options(args.run_parser, args) if args.command == "run" else None
-    if options is not None and args.as_starlette:
-        # Before the application is imported: its `import starlette` must give stellate.
-        from stellate.compat.starlette import install
-
-        install()
     try:
         if options is None:
             return _routes(args.target)
@@ -65,7 +60,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
 
 def _run(options: RunOptions) -> int:
     require_server(options)
-    app = load_app(options.target, show_traceback=options.log_level == "debug")
+    app = load_app(
+        options.target,
+        show_traceback=options.log_level == "debug",
+        as_starlette=options.as_starlette,
+    )
     for flag, path in (("--certfile", options.certfile), ("--keyfile", options.keyfile)):
         if path is not None and not os.path.isfile(path):
             raise CommandError(f"{flag} {path}: no such file")
@@ -167,7 +166,7 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         "--as-starlette",
         action="store_true",
         help="serve a FastAPI or Starlette application on stellate "
-        "(installs stellate.compat.starlette before importing it)",
+        "(installs stellate.compat.starlette before importing it, in every worker)",
     )
     return parser
 
@@ -184,9 +183,6 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         )
     if args.reload and args.workers > 1:
         parser.error("--reload runs a single worker: drop --workers or --reload")
-    if args.as_starlette and (args.reload or args.workers > 1):
-        # Worker and reloader processes import the application afresh, without the bridge.
-        parser.error("--as-starlette serves from this process: drop --workers and --reload")
     if args.forwarded_allow_ips is not None and not args.proxy_headers:
         parser.error("--forwarded-allow-ips only applies with --proxy-headers")
     if args.root_path and not args.root_path.startswith("/"):
@@ -216,6 +212,7 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         keyfile=args.keyfile,
         uds=args.uds,
         log_config=args.log_config,
+        as_starlette=args.as_starlette,
     )
 
 
