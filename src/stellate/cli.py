@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
     options = run_options(args.run_parser, args) if args.command == "run" else None
     try:
         if options is None:
-            return _routes(args.target)
+            return _routes(args.target, as_starlette=args.as_starlette)
         return _run(options)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -75,10 +75,10 @@ def _run(options: RunOptions) -> int:
     return serve(options, app, listener)
 
 
-def _routes(target: str) -> int:
+def _routes(target: str, *, as_starlette: bool) -> int:
     from stellate._route_table import find_routes, format_table, route_rows
 
-    app = load_app(target)
+    app = load_app(target, as_starlette=as_starlette)
     routes = find_routes(app)
     if routes is None:
         raise CommandError(f"{target!r} has no route table (no .routes on it or the app it wraps)")
@@ -106,6 +106,12 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         "path (mounts and hosts expanded), name and endpoint.",
     )
     routes.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
+    routes.add_argument(
+        "--as-starlette",
+        action="store_true",
+        help="a FastAPI or Starlette application: install stellate.compat.starlette before "
+        "importing it",
+    )
     run.set_defaults(run_parser=run)
     run.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
