@@ -327,3 +327,61 @@ def test_log_config_that_cannot_be_used(app_dir: Path) -> None:
             f"python -m stellate: error: cannot use --log-config {reason}"
         ), result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
+
+
+FASTAPI_APP = """
+from fastapi import FastAPI, Request
+
+GREETING = "Hello"
+app = FastAPI()
+
+@app.get("/")
+async def where(request: Request):
+    return {"greeting": GREETING, "request": type(request).__module__}
+"""
+
+
+@pytest.fixture
+def fastapi_dir(tmp_path: Path) -> Path:
+    pytest.importorskip("fastapi")
+    write_app(tmp_path, FASTAPI_APP)
+    return tmp_path
+
+
+@pytest.mark.parametrize("server", ["hypercorn-asyncio", "uvicorn"])
+def test_as_starlette_in_worker_processes(
+    fastapi_dir: Path, stopped: list[Started], server: str
+) -> None:
+    """Each worker is a fresh interpreter: it installs the bridge before importing the app.
+
+    A worker without it would still answer, on the real Starlette: the request class says
+    which one the application runs on.
+    """
+    args = ["served_app:app", "--port", "0", "--as-starlette", "--workers", "2"]
+    started = start([*args, *SERVERS[server]], fastapi_dir)
+    stopped.append(started)
+    assert "worker process" in started.where, started.where
+    with httpx.Client(base_url=started.url, timeout=10, trust_env=False) as client:
+        for _ in range(4):
+            assert client.get("/").json() == {
+                "greeting": "Hello",
+                "request": "stellate.requests",
+            }
+    stop(started)
+
+
+@pytest.mark.parametrize("server", ["hypercorn-trio", "uvicorn"])
+def test_as_starlette_with_the_reloader(
+    fastapi_dir: Path, stopped: list[Started], server: str
+) -> None:
+    """The reloaded worker, started after an edit, is on stellate too."""
+    args = ["served_app:app", "--port", "0", "--as-starlette", "--reload"]
+    started = start([*args, *SERVERS[server]], fastapi_dir)
+    stopped.append(started)
+    with httpx.Client(base_url=started.url, timeout=10, trust_env=False) as client:
+        assert client.get("/").json() == {"greeting": "Hello", "request": "stellate.requests"}
+
+        write_app(fastapi_dir, FASTAPI_APP.replace('"Hello"', '"Hi again"'), mtime_step=5)
+        reloaded = _until(client, lambda response: response.json()["greeting"] != "Hello")
+        assert reloaded.json() == {"greeting": "Hi again", "request": "stellate.requests"}
+    stop(started)

@@ -57,8 +57,26 @@ def route_rows(routes: list[BaseRoute], prefix: str = "") -> Iterator[RouteRow]:
                 yield RouteRow("MOUNT", where or "/", route.name or "", _qualified(route.app))
             else:
                 yield from route_rows(inner, where)
+        elif (included := _included_router(route)) is not None:
+            inner_routes, inner_prefix = included
+            yield from route_rows(inner_routes, prefix + inner_prefix)
         else:
             yield RouteRow("?", prefix, getattr(route, "name", "") or "", _qualified(route))
+
+
+def _included_router(route: BaseRoute) -> tuple[list[BaseRoute], str] | None:
+    """The routes and the prefix of a router FastAPI included, when ``route`` stands for one.
+
+    Recent FastAPI releases no longer copy the routes of ``include_router`` into the
+    application: one route stands for the whole router, holding it (``original_router``)
+    and the prefix it was included under (``include_context.prefix``). Recognised by those
+    attributes, without importing FastAPI; any other unknown route stays one ``?`` row.
+    """
+    routes = getattr(getattr(route, "original_router", None), "routes", None)
+    prefix = getattr(getattr(route, "include_context", None), "prefix", None)
+    if isinstance(routes, list) and isinstance(prefix, str):
+        return routes, prefix
+    return None
 
 
 def _methods(route: Route) -> str:

@@ -89,6 +89,7 @@ class RunOptions:
     keyfile: str | None = None
     uds: str | None = None
     log_config: str | None = None
+    as_starlette: bool = False
 
     @property
     def url(self) -> str:
@@ -135,14 +136,20 @@ def require_server(options: RunOptions) -> None:
             ) from None
 
 
-def load_app(target: str, *, show_traceback: bool = False) -> Any:
+def load_app(target: str, *, show_traceback: bool = False, as_starlette: bool = False) -> Any:
     """Import ``MODULE:ATTR`` with the current directory on ``sys.path``, as uvicorn does.
 
     ``ATTR`` may be dotted (``main:api.app``). A module that is not found, raises while it
     is imported, or lacks the attribute is a :class:`CommandError` that says which, with
     the place the import failed; ``show_traceback`` prints the full traceback first (the
-    command does so with ``--log-level debug``).
+    command does so with ``--log-level debug``). ``as_starlette`` installs the Starlette
+    bridge first, so that the module's ``import starlette`` (or FastAPI's) gives stellate:
+    in the command's process and, through :mod:`stellate._served`, in every worker.
     """
+    if as_starlette:
+        from stellate.compat.starlette import install
+
+        install()
     module_name, _, attribute = target.partition(":")
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -412,7 +419,11 @@ def worker_app(options: RunOptions) -> Any:
     """
     configure_logging(options.log_level, options.access_log, options.log_config)
     try:
-        app = load_app(options.target, show_traceback=options.log_level == "debug")
+        app = load_app(
+            options.target,
+            show_traceback=options.log_level == "debug",
+            as_starlette=options.as_starlette,
+        )
     except CommandError as exc:
         if not options.reload:
             raise

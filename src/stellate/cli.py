@@ -47,14 +47,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
         parser.print_help(sys.stderr)
         return 2
     options = run_options(args.run_parser, args) if args.command == "run" else None
-    if options is not None and args.as_starlette:
-        # Before the application is imported: its `import starlette` must give stellate.
-        from stellate.compat.starlette import install
-
-        install()
     try:
         if options is None:
-            return _routes(args.target)
+            return _routes(args.target, as_starlette=args.as_starlette)
         return _run(options)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -65,7 +60,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "stellate") -> int:
 
 def _run(options: RunOptions) -> int:
     require_server(options)
-    app = load_app(options.target, show_traceback=options.log_level == "debug")
+    app = load_app(
+        options.target,
+        show_traceback=options.log_level == "debug",
+        as_starlette=options.as_starlette,
+    )
     for flag, path in (("--certfile", options.certfile), ("--keyfile", options.keyfile)):
         if path is not None and not os.path.isfile(path):
             raise CommandError(f"{flag} {path}: no such file")
@@ -76,10 +75,10 @@ def _run(options: RunOptions) -> int:
     return serve(options, app, listener)
 
 
-def _routes(target: str) -> int:
+def _routes(target: str, *, as_starlette: bool) -> int:
     from stellate._route_table import find_routes, format_table, route_rows
 
-    app = load_app(target)
+    app = load_app(target, as_starlette=as_starlette)
     routes = find_routes(app)
     if routes is None:
         raise CommandError(f"{target!r} has no route table (no .routes on it or the app it wraps)")
@@ -107,6 +106,12 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         "path (mounts and hosts expanded), name and endpoint.",
     )
     routes.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
+    routes.add_argument(
+        "--as-starlette",
+        action="store_true",
+        help="a FastAPI or Starlette application: install stellate.compat.starlette before "
+        "importing it",
+    )
     run.set_defaults(run_parser=run)
     run.add_argument("target", metavar="MODULE:ATTR", type=_target, help="e.g. main:app")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -167,7 +172,7 @@ def build_parser(prog: str = "stellate") -> argparse.ArgumentParser:
         "--as-starlette",
         action="store_true",
         help="serve a FastAPI or Starlette application on stellate "
-        "(installs stellate.compat.starlette before importing it)",
+        "(installs stellate.compat.starlette before importing it, in every worker)",
     )
     return parser
 
@@ -184,9 +189,6 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         )
     if args.reload and args.workers > 1:
         parser.error("--reload runs a single worker: drop --workers or --reload")
-    if args.as_starlette and (args.reload or args.workers > 1):
-        # Worker and reloader processes import the application afresh, without the bridge.
-        parser.error("--as-starlette serves from this process: drop --workers and --reload")
     if args.forwarded_allow_ips is not None and not args.proxy_headers:
         parser.error("--forwarded-allow-ips only applies with --proxy-headers")
     if args.root_path and not args.root_path.startswith("/"):
@@ -216,6 +218,7 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Ru
         keyfile=args.keyfile,
         uds=args.uds,
         log_config=args.log_config,
+        as_starlette=args.as_starlette,
     )
 
 
