@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,13 +37,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROUTES = ["/", "/json", "/users/42", "/stream", "/upload"]
+FASTAPI_ROUTE = "/r99/items/42?q=x"
+ROUTES = ["/", "/json", "/users/42", "/stream", "/upload", FASTAPI_ROUTE]
+# The module serving each route (``<module>:stellate_app`` and ``<module>:starlette_app``).
+APP_MODULES = {FASTAPI_ROUTE: "e2e_fastapi_app"}
+DEFAULT_APP_MODULE = "e2e_app"
 FRAMEWORKS = ["stellate", "starlette"]
 PERCENTILES = ["50%", "90%", "99%"]
 
 
-def server_command(server: str, framework: str, port: int) -> list[str]:
-    target = f"e2e_app:{framework}_app"
+def server_command(server: str, target: str, port: int) -> list[str]:
+    """The command serving ``target`` (``module:attribute``) on 127.0.0.1:``port``."""
     if server == "uvicorn":
         return [
             sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
@@ -132,16 +137,17 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: f
 
 
 @contextmanager
-def serving(server: str, framework: str) -> Iterator[int]:
+def serving(server: str, target: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Serve ``target`` (``module:attribute`` from this directory): (process, port)."""
     port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
-    process = subprocess.Popen(server_command(server, framework, port), cwd=HERE, env=env)
+    process = subprocess.Popen(server_command(server, target, port), cwd=HERE, env=env)
     try:
-        wait_until_listening(port, process, timeout=20)
-        yield port
+        wait_until_listening(port, process, timeout=30)
+        yield process, port
     finally:
         process.terminate()
         try:
@@ -183,58 +189,93 @@ def run_wrk(
 def benchmark(
     server: str, routes: list[str], args: argparse.Namespace, wrk: str, scripts: dict[str, str]
 ) -> None:
-    with serving(server, "stellate") as stellate_port, serving(server, "starlette") as sl_port:
-        ports = {"stellate": stellate_port, "starlette": sl_port}
-        for route in routes:
-            script = scripts.get(route)
-            rates: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
-            last: dict[str, Load] = {}
-            for framework in FRAMEWORKS:  # warm-up
-                url = f"http://127.0.0.1:{ports[framework]}{route}"
-                run_wrk(wrk, url, 1, args.connections, script)
-            for round_number in range(args.rounds):
-                order = FRAMEWORKS if round_number % 2 == 0 else FRAMEWORKS[::-1]
-                for framework in order:
-                    url = f"http://127.0.0.1:{ports[framework]}{route}"
-                    load = run_wrk(wrk, url, args.duration, args.connections, script)
-                    rates[framework].append(load.requests_per_second)
-                    last[framework] = load
-            print(_row(server, route, rates, last), flush=True)
+    modules = sorted({APP_MODULES.get(route, DEFAULT_APP_MODULE) for route in routes})
+    for module in modules:
+        with (
+            serving(server, f"{module}:stellate_app") as (_, stellate_port),
+            serving(server, f"{module}:starlette_app") as (_, starlette_port),
+        ):
+            ports = {"stellate": stellate_port, "starlette": starlette_port}
+            for route in routes:
+                if APP_MODULES.get(route, DEFAULT_APP_MODULE) == module:
+                    load_route(server, route, ports, args, wrk, scripts.get(route))
+
+
+def load_route(
+    server: str,
+    route: str,
+    ports: dict[str, int],
+    args: argparse.Namespace,
+    wrk: str,
+    script: str | None,
+) -> None:
+    """Load ``route`` of both apps alternately, round after round; print its row."""
+    rates: dict[str, list[float]] = {fw: [] for fw in FRAMEWORKS}
+    last: dict[str, Load] = {}
+    for framework in FRAMEWORKS:  # warm-up
+        run_wrk(wrk, f"http://127.0.0.1:{ports[framework]}{route}", 1, args.connections, script)
+    for round_number in range(args.rounds):
+        order = FRAMEWORKS if round_number % 2 == 0 else FRAMEWORKS[::-1]
+        for framework in order:
+            url = f"http://127.0.0.1:{ports[framework]}{route}"
+            load = run_wrk(wrk, url, args.duration, args.connections, script)
+            rates[framework].append(load.requests_per_second)
+            last[framework] = load
+    print(_row(server, route, rates, last), flush=True)
+
+
+def _spread(values: list[float]) -> str:
+    """The range of ``values`` around their median, in percent: "-3/+5%"."""
+    middle = statistics.median(values)
+    return f"-{(middle - min(values)) / middle:.0%}/+{(max(values) - middle) / middle:.0%}"
 
 
 def _row(server: str, route: str, rates: dict[str, list[float]], last: dict[str, Load]) -> str:
-    mean = {fw: sum(r) / len(r) for fw, r in rates.items()}
+    median = {fw: statistics.median(r) for fw, r in rates.items()}
+    # Each round loads both apps back to back: its ratio compares them under the same load.
+    ratios = [a / b for a, b in zip(rates["stellate"], rates["starlette"], strict=True)]
     latencies = {fw: "/".join(last[fw].latency[p] for p in PERCENTILES) for fw in FRAMEWORKS}
     row = (
-        f"{server + ' (' + SERVERS[server] + ')':26} {route:10} {mean['stellate']:10.0f} "
-        f"{mean['starlette']:10.0f} {mean['stellate'] / mean['starlette']:6.2f}  "
+        f"{server + ' (' + SERVERS[server] + ')':26} {route:18} "
+        f"{median['stellate']:8.0f} {_spread(rates['stellate']):>9} "
+        f"{median['starlette']:9.0f} {_spread(rates['starlette']):>9} "
+        f"{median['stellate'] / median['starlette']:6.2f} "
+        f"{min(ratios):5.2f}-{max(ratios):4.2f}  "
         f"{latencies['stellate']:>24} {latencies['starlette']:>24}"
     )
     errors = "; ".join(f"{fw}: {last[fw].errors}" for fw in FRAMEWORKS if last[fw].errors)
     return row + (f"\n    ({errors})" if errors else "")
 
 
+def load_average() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--server", action="append", choices=list(SERVERS))
     parser.add_argument("--route", action="append", help=f"default: {' '.join(ROUTES)}")
     args = parser.parse_args()
     wrk = ensure_wrk()
     print(
-        f"wrk -t1 -c{args.connections}, {args.rounds} x {args.duration:g} s per app and route; "
-        "requests/s (mean of rounds), latency p50/p90/p99 (last round)"
+        f"wrk -t1 -c{args.connections}, {args.rounds} x {args.duration:g} s per app and route, "
+        "alternating; requests/s: median of the rounds and the range around it; ratio of the "
+        "medians and the range of the per-round ratios; latency p50/p90/p99 (last round)"
     )
     print(
-        f"{'server':26} {'route':10} {'stellate':>10} {'starlette':>10} {'ratio':>6}  "
+        f"{'server':26} {'route':18} {'stellate':>8} {'spread':>9} {'starlette':>9} "
+        f"{'spread':>9} {'ratio':>6} {'range':>10}  "
         f"{'stellate p50/p90/p99':>24} {'starlette p50/p90/p99':>24}"
     )
+    print(f"start: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="stellate-e2e-") as directory:
         scripts = {"/upload": upload_script(directory)}
         for server in args.server or list(SERVERS):
             benchmark(server, args.route or ROUTES, args, wrk, scripts)
+            print(f"after {server}: {load_average()}", flush=True)
 
 
 if __name__ == "__main__":
