@@ -23,6 +23,7 @@ import logging.config
 import logging.handlers
 import queue
 import sys
+import threading
 import time
 from typing import Any
 
@@ -37,6 +38,11 @@ ACCESS = logging.getLogger("stellate.access")
 SERVER_LOGGERS = ("hypercorn", "uvicorn")
 
 _listener: logging.handlers.QueueListener | None = None
+# Held while the writer thread is stopped or restarted: the last-lines drain runs in a
+# worker thread (a daemon one on trio) and may still be between its stop and its start
+# when the interpreter exits and _stop_writer runs; without the lock that second stop
+# finds no thread to join and prints a traceback at exit.
+_writer_lock = threading.Lock()
 
 
 class _LevelPrefix(logging.Formatter):
@@ -61,15 +67,16 @@ def configure_logging(log_level: str, access_log: bool, log_config: str | None =
     A file that cannot be read or applied raises ``ValueError`` with the reason.
     """
     global _listener
-    if _listener is None:
-        atexit.register(_stop_writer)
-    else:
-        _listener.stop()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     writer = logging.StreamHandler(sys.stderr)
     writer.setFormatter(_LevelPrefix("%(message)s"))
-    _listener = logging.handlers.QueueListener(records, writer)
-    _listener.start()
+    with _writer_lock:
+        if _listener is None:
+            atexit.register(_stop_writer)
+        else:
+            _listener.stop()
+        _listener = logging.handlers.QueueListener(records, writer)
+        _listener.start()
     level = logging.getLevelName(log_level.upper())
     server_level = level if level == logging.DEBUG else max(level, logging.WARNING)
     for name, name_level in [
@@ -107,16 +114,18 @@ def _apply_config_file(path: str) -> None:
 def _stop_writer() -> None:
     """Write out what is still queued before the process exits."""
     global _listener
-    if _listener is not None:
-        _listener.stop()
-        _listener = None
+    with _writer_lock:
+        if _listener is not None:
+            _listener.stop()
+            _listener = None
 
 
 def _drain_writer() -> None:
     """Block until every record queued so far is written (in a worker thread)."""
-    if _listener is not None:
-        _listener.stop()  # writes what is queued, then joins the writer thread
-        _listener.start()
+    with _writer_lock:
+        if _listener is not None:
+            _listener.stop()  # writes what is queued, then joins the writer thread
+            _listener.start()
 
 
 class Lifecycle:
