@@ -6,6 +6,7 @@ reads what it printed, and stops it with a bounded wait (see tests/e2e/_servers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -173,10 +174,16 @@ def test_no_access_log_and_quieter_levels(
         cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        # Nothing is printed at warning level until it stops: signal it once it listens.
+        # Nothing is printed at warning level until it stops: signal it once it serves.
+        # The command listens before the server has started (early clients queue), so
+        # one request answered is what says the application is up.
         deadline = time.monotonic() + START_DEADLINE
-        while time.monotonic() < deadline and not _listening(quiet.pid):
+        port = None
+        while time.monotonic() < deadline and (port := _listening(quiet.pid)) is None:
             time.sleep(0.05)
+        assert port is not None, "the quiet server never listened"
+        with httpx.Client(timeout=START_DEADLINE, trust_env=False) as client:
+            assert client.get(f"http://127.0.0.1:{port}/").status_code == 200
         quiet.send_signal(signal.SIGINT)
         out, _ = quiet.communicate(timeout=15)
     finally:
@@ -186,19 +193,18 @@ def test_no_access_log_and_quieter_levels(
     assert out == b"", out
 
 
-def _listening(pid: int) -> bool:
-    """Whether process ``pid`` (or a child) has a listening TCP socket, from /proc."""
+def _listening(pid: int) -> int | None:
+    """The port of a listening TCP socket of process ``pid``, from /proc; None if none yet."""
     try:
         inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     except OSError:
-        return False
+        return None
     sockets = {link[8:-1] for link in inodes if link.startswith("socket:[")}
     table = Path("/proc/net/tcp").read_text() + Path("/proc/net/tcp6").read_text()
-    return any(
-        fields[3] == "0A" and fields[9] in sockets
-        for fields in (line.split() for line in table.splitlines()[1:])
-        if len(fields) > 9
-    )
+    for fields in (line.split() for line in table.splitlines()[1:]):
+        if len(fields) > 9 and fields[3] == "0A" and fields[9] in sockets:
+            return int(fields[1].rpartition(":")[2], 16)
+    return None
 
 
 @pytest.mark.parametrize("server", ["hypercorn-trio", "uvicorn"])
@@ -208,14 +214,22 @@ def test_reload_survives_a_syntax_error(app_dir: Path, stopped: list[Started], s
     with httpx.Client(base_url=started.url, timeout=10, trust_env=False) as client:
         assert client.get("/").text == "Hello, world"
 
-        write_app(app_dir, APP + "\ndef broken(:\n", mtime_step=5)
-        broken = _until(client, lambda response: response.status_code == 500)
+        step = itertools.count(5, 5)
+
+        def break_it() -> None:
+            write_app(app_dir, APP + "\ndef broken(:\n", mtime_step=next(step))
+
+        break_it()
+        broken = _until(client, lambda response: response.status_code == 500, break_it)
         assert broken.text.startswith("The application failed to import, waiting for a fix:")
         assert "SyntaxError" in broken.text
         assert started.process.process.poll() is None, "the command keeps running"
 
-        write_app(app_dir, APP.replace("Hello, ", "Hi again, "), mtime_step=10)
-        fixed = _until(client, lambda response: response.status_code == 200)
+        def fix_it() -> None:
+            write_app(app_dir, APP.replace("Hello, ", "Hi again, "), mtime_step=next(step))
+
+        fix_it()
+        fixed = _until(client, lambda response: response.status_code == 200, fix_it)
         assert fixed.text == "Hi again, world"
     output = stop(started)
     assert re.search(
@@ -226,10 +240,18 @@ def test_reload_survives_a_syntax_error(app_dir: Path, stopped: list[Started], s
     ), output
 
 
-def _until(client: httpx.Client, wanted: object) -> httpx.Response:
-    """Ask until the reloaded server answers as ``wanted`` says (bounded)."""
+def _until(
+    client: httpx.Client, wanted: object, edit: Callable[[], None] | None = None
+) -> httpx.Response:
+    """Ask until the reloaded server answers as ``wanted`` says (bounded).
+
+    ``edit`` (the change the test made) is made again every second while the old answer
+    stands: a reloader that starts watching only after its first worker is up (uvicorn's)
+    misses a change made in between, as it would miss a user's save at that moment.
+    """
     deadline = time.monotonic() + RELOAD_DEADLINE
     last: object = None
+    polls = 0
     while time.monotonic() < deadline:
         try:
             response = client.get("/")
@@ -239,6 +261,9 @@ def _until(client: httpx.Client, wanted: object) -> httpx.Response:
             if wanted(response):  # type: ignore[operator]
                 return response
             last = response
+        polls += 1
+        if edit is not None and polls % 10 == 0:
+            edit()
         time.sleep(0.1)
     raise AssertionError(f"the reloader did not catch up: last {last!r}")
 
@@ -381,7 +406,13 @@ def test_as_starlette_with_the_reloader(
     with httpx.Client(base_url=started.url, timeout=10, trust_env=False) as client:
         assert client.get("/").json() == {"greeting": "Hello", "request": "stellate.requests"}
 
-        write_app(fastapi_dir, FASTAPI_APP.replace('"Hello"', '"Hi again"'), mtime_step=5)
-        reloaded = _until(client, lambda response: response.json()["greeting"] != "Hello")
+        step = itertools.count(5, 5)
+
+        def edit() -> None:
+            source = FASTAPI_APP.replace('"Hello"', '"Hi again"')
+            write_app(fastapi_dir, source, mtime_step=next(step))
+
+        edit()
+        reloaded = _until(client, lambda response: response.json()["greeting"] != "Hello", edit)
         assert reloaded.json() == {"greeting": "Hi again", "request": "stellate.requests"}
     stop(started)

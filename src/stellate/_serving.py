@@ -661,6 +661,7 @@ def _serve_uvicorn(options: RunOptions, app: Any | None, listener: socket.socket
         app if app is not None else "stellate._served:app", **_uvicorn_settings(options)
     )
     server = uvicorn.Server(config)
+    interrupted = False
     try:
         if options.reload:
             ChangeReload(config, target=server.run, sockets=[listener]).run()
@@ -668,9 +669,11 @@ def _serve_uvicorn(options: RunOptions, app: Any | None, listener: socket.socket
             Multiprocess(config, sockets=[listener]).run()
         else:
             server.run(sockets=[listener])
-    except KeyboardInterrupt:  # a second Ctrl-C while uvicorn shuts down
-        pass
-    if app is not None and not server.started:
+    except KeyboardInterrupt:
+        # Ctrl-C before uvicorn had its own handler in place (during start-up), or a
+        # second one while it shuts down: either way the user asked to stop.
+        interrupted = True
+    if app is not None and not server.started and not interrupted:
         raise CommandError("the application's lifespan startup failed (the error is above)")
     return 0
 

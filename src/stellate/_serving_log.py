@@ -81,7 +81,8 @@ def configure_logging(log_level: str, access_log: bool, log_config: str | None =
     server_level = level if level == logging.DEBUG else max(level, logging.WARNING)
     for name, name_level in [
         ("stellate.run", level),
-        ("stellate.access", logging.INFO if access_log else logging.CRITICAL + 1),
+        # Access lines are INFO records: as with uvicorn, a quieter --log-level hides them.
+        ("stellate.access", level if access_log else logging.CRITICAL + 1),
         *((server, server_level) for server in SERVER_LOGGERS),
     ]:
         logger = logging.getLogger(name)
