@@ -203,7 +203,9 @@ class AccessLog:
         except anyio.get_cancelled_exc_class():
             status = status or "-"
             raise
-        except BaseException:
+        except Exception:
+            # Anything else that escapes (KeyboardInterrupt, ...) is logged as 500 too, by
+            # the ``status or 500`` below.
             status = status or 500
             raise
         finally:
