@@ -307,33 +307,25 @@ def open_listener(options: RunOptions) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     if os.name != "nt":  # on Windows SO_REUSEADDR would let us steal a busy port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    in_use = "the port is already in use (is another server running? choose another --port)"
+    return _bind_and_listen(sock, address, where, in_use)
+
+
+def _open_unix_listener(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    in_use = "the file exists (is another server using it? if not, remove it)"
+    return _bind_and_listen(sock, path, f"unix:{path}", in_use)
+
+
+def _bind_and_listen(sock: socket.socket, address: Any, where: str, in_use: str) -> socket.socket:
+    """Bind ``sock`` and listen; a one-line CommandError (``in_use`` when taken) otherwise."""
     try:
         sock.bind(address)
         sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise CommandError(
-                f"cannot listen on {where}: the port is already in use "
-                "(is another server running? choose another --port)"
-            ) from None
-        raise CommandError(f"cannot listen on {where}: {exc.strerror}") from None
-    return sock
-
-
-def _open_unix_listener(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise CommandError(
-                f"cannot listen on unix:{path}: the file exists "
-                "(is another server using it? if not, remove it)"
-            ) from None
-        raise CommandError(f"cannot listen on unix:{path}: {exc.strerror}") from None
+        reason = in_use if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise CommandError(f"cannot listen on {where}: {reason}") from None
     return sock
 
 
