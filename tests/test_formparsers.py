@@ -12,6 +12,7 @@ import warnings
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from stellate import formparsers
@@ -586,3 +587,137 @@ async def test_uploads_use_the_module_spooled_temporary_file(
     assert made == [1024 * 1024, 1024 * 1024]
     assert isinstance(form["a"].file, Recording)  # type: ignore[union-attr]
     await form.close()
+
+
+# ------------------------------------------------------------ batched disk writes
+
+
+class CountingSpool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+    """Records the size of every write (or writelines) an upload makes to its file."""
+
+    writes: list[int] = []
+
+    def write(self, data: Any) -> int:
+        self.writes.append(len(data))
+        return super().write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        chunks = list(chunks)
+        self.writes.append(sum(map(len, chunks)))
+        super().writelines(chunks)
+
+
+def counting_spools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    writes: list[int] = []
+    monkeypatch.setattr(CountingSpool, "writes", writes)
+    monkeypatch.setattr(formparsers, "SpooledTemporaryFile", CountingSpool)
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 10)
+    return writes
+
+
+def fresh_budget(monkeypatch: pytest.MonkeyPatch, limit: int) -> Any:
+    budget = formparsers._DiskWriteBudget(limit)
+    monkeypatch.setattr(formparsers, "_DISK_WRITE_BUDGET", budget)
+    return budget
+
+
+# 80 KiB without CR, so that each body chunk gives the parser's callback one slice of it.
+FILE_DATA = (bytes(range(14, 256)) * 400)[: 80 * 1024]
+KIB_16 = 16 * 1024
+
+
+@pytest.mark.anyio
+async def test_disk_writes_are_batched_while_the_budget_has_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes = counting_spools(monkeypatch)
+    budget = fresh_budget(monkeypatch, 1024 * 1024)
+    monkeypatch.setattr(formparsers, "_DISK_WRITE_BATCH", 32 * 1024)
+    body = multipart(file("f", "f.bin", FILE_DATA))
+    form = await MultiPartParser(mp_headers(), chunks(*split_every(body, KIB_16))).parse()
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    assert await upload.read() == FILE_DATA
+    # Six body chunks carry the file: held until 32 KiB are there, the rest at the end.
+    assert len(writes) == 3
+    assert sum(writes) == len(FILE_DATA)
+    assert all(size >= 32 * 1024 for size in writes[:-1])
+    assert budget.held == 0
+    await form.close()
+
+
+@pytest.mark.anyio
+async def test_disk_writes_follow_each_chunk_once_the_budget_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes = counting_spools(monkeypatch)
+    budget = fresh_budget(monkeypatch, 0)
+    body = multipart(file("f", "f.bin", FILE_DATA))
+    body_chunks = split_every(body, KIB_16)
+    form = await MultiPartParser(mp_headers(), chunks(*body_chunks)).parse()
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    assert await upload.read() == FILE_DATA
+    assert len(writes) == len(body_chunks)  # nothing held: one write per chunk
+    assert sum(writes) == len(FILE_DATA)
+    assert budget.held == 0
+    await form.close()
+
+
+@pytest.mark.anyio
+async def test_the_budget_is_shared_and_a_chunk_past_it_flushes_what_was_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes = counting_spools(monkeypatch)
+    budget = fresh_budget(monkeypatch, 3 * KIB_16)
+    assert budget.take(KIB_16)  # another parse holds 16 KiB
+    body = multipart(file("f", "f.bin", FILE_DATA))
+    form = await MultiPartParser(mp_headers(), chunks(*split_every(body, KIB_16))).parse()
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    assert await upload.read() == FILE_DATA
+    # Room for two chunks: the third is written with them, and so on.
+    assert len(writes) == 2
+    assert writes[0] > 2 * KIB_16
+    assert sum(writes) == len(FILE_DATA)
+    assert budget.held == KIB_16  # the other parse's hold is untouched
+    await form.close()
+
+
+@pytest.mark.parametrize("ending", ["error", "cancel"])
+@pytest.mark.anyio
+async def test_held_data_is_given_back_when_a_parse_stops(
+    monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    counting_spools(monkeypatch)
+    budget = fresh_budget(monkeypatch, 1024 * 1024)
+    body = multipart(file("f", "f.bin", FILE_DATA))
+    held_when_stopped: list[int] = []
+    opened: list[UploadFile] = []
+
+    async def stopping_stream(scope: anyio.CancelScope) -> AsyncGenerator[bytes, None]:
+        for chunk in split_every(body, KIB_16)[:4]:
+            yield chunk
+        held_when_stopped.append(budget.held)
+        if ending == "error":
+            raise ConnectionResetError("the client left")
+        scope.cancel()
+        await anyio.sleep(1)  # a checkpoint, where the cancellation lands
+
+    original_init = UploadFile.__init__
+
+    def recording_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(UploadFile, "__init__", recording_init)
+    with anyio.CancelScope() as scope:
+        parser = MultiPartParser(mp_headers(), stopping_stream(scope))
+        if ending == "error":
+            with pytest.raises(ConnectionResetError):
+                await parser.parse()
+        else:
+            await parser.parse()
+    assert held_when_stopped and held_when_stopped[0] > 0
+    assert budget.held == 0
+    assert [upload.file.closed for upload in opened] == [True]

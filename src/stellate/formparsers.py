@@ -8,8 +8,9 @@ buffered beyond what the result itself holds, and a file's next disk write:
 * text fields are bounded by ``max_part_size`` and their count by ``max_fields``;
 * file parts go straight into an :class:`~stellate.datastructures.UploadFile` (a
   ``SpooledTemporaryFile``: memory up to ``spool_max_size``, then disk), one chunk at a
-  time while in memory and then up to 256 KiB at a time, and the disk writes run in a
-  worker thread so the event loop never waits on the disk.
+  time while in memory and then up to 256 KiB at a time while the process holds little
+  (see :class:`_DiskWriteBudget`), and the disk writes run in a worker thread so the
+  event loop never waits on the disk.
 
 The state machines call back synchronously, but writing to a file is async, so the
 callbacks only *record* what happened; :meth:`MultiPartParser.parse` then does the I/O
@@ -34,6 +35,7 @@ from __future__ import annotations
 import codecs
 import enum
 import re
+import threading
 import warnings
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -69,6 +71,40 @@ _MAX_BOUNDARY_LENGTH = 70
 _BOUNDARY_CHARS = frozenset(range(0x21, 0x7F)) | {0x20}
 # Bytes of a file's on-disk data written per worker-thread call (see _write_files).
 _DISK_WRITE_BATCH = 256 * 1024
+
+
+class _DiskWriteBudget:
+    """The bytes of file data held back for batched disk writes, by every parse in the process.
+
+    A worker-thread round trip costs far more CPU than the disk write of a chunk (about
+    ten times a 64 KiB write), so a file past its spool is written in batches of up to
+    ``_DISK_WRITE_BATCH`` bytes. Held data is memory the client has already sent, though,
+    and under many concurrent uploads it adds up: once the budget is spent, each chunk is
+    written as it comes, so peak memory is the data in flight and nothing more.
+
+    A lock, because parses run on event loops in several threads (a TestClient's portal,
+    one application per thread).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes as held, if they fit."""
+        with self._lock:
+            if self.held + size > self.limit:
+                return False
+            self.held += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+_DISK_WRITE_BUDGET = _DiskWriteBudget(512 * 1024)
 
 
 class _DeprecatedEnumType(enum.EnumMeta):
@@ -392,9 +428,11 @@ class MultiPartParser:
         self._files: list[UploadFile] = []
         self._file_data: list[tuple[UploadFile, bytes]] = []
         self._finished_files: list[UploadFile] = []
-        # A file's data past the spool size, held until there is a batch to write.
+        # A file's data past the spool size, held until there is a batch to write;
+        # _held_budget of its bytes are counted in _DISK_WRITE_BUDGET.
         self._held: list[bytes] = []
         self._held_size = 0
+        self._held_budget = 0
         self._held_file: UploadFile | None = None
         self._ended = False
         # The part being parsed.
@@ -519,6 +557,7 @@ class MultiPartParser:
             parsed = True
         finally:
             if not parsed:  # malformed, disconnected or cancelled: give the files back
+                self._drop_held()
                 await self._close_files()
         if not self._ended:
             await self._close_unfinished_file()
@@ -549,7 +588,8 @@ class MultiPartParser:
         While a file fits in its spool, each write is a memory copy and runs at once.
         Past that, each write is a worker-thread round trip, which costs far more than
         the copy: its data is then held and written ``_DISK_WRITE_BATCH`` bytes at a
-        time (and the rest when its part ends).
+        time (and the rest when its part ends), as long as the process-wide budget has
+        room for it; a chunk that does not fit is written at once, with what was held.
         """
         data, self._file_data = self._file_data, []
         for upload, chunk in data:
@@ -561,8 +601,10 @@ class MultiPartParser:
                 self._held_file = upload
             self._held.append(chunk)
             self._held_size += len(chunk)
-            if self._held_size >= _DISK_WRITE_BATCH:
+            if self._held_size >= _DISK_WRITE_BATCH or not _DISK_WRITE_BUDGET.take(len(chunk)):
                 await self._write_held()
+            else:
+                self._held_budget += len(chunk)
         finished, self._finished_files = self._finished_files, []
         for upload in finished:
             if upload is self._held_file:
@@ -573,9 +615,17 @@ class MultiPartParser:
         upload = self._held_file
         if upload is None:
             return
-        held = self._held
-        self._held, self._held_size, self._held_file = [], 0, None
-        await upload.write(held[0] if len(held) == 1 else b"".join(held))
+        held, size, budget = self._held, self._held_size, self._held_budget
+        self._held, self._held_size, self._held_budget, self._held_file = [], 0, 0, None
+        try:
+            await upload._write_chunks(held, size)
+        finally:
+            _DISK_WRITE_BUDGET.give_back(budget)
+
+    def _drop_held(self) -> None:
+        """Forget the held data of a parse that failed (its file is closed unwritten)."""
+        _DISK_WRITE_BUDGET.give_back(self._held_budget)
+        self._held, self._held_size, self._held_budget, self._held_file = [], 0, 0, None
 
     async def _close_unfinished_file(self) -> None:
         """Close the file of the part the body stopped in, which the form does not hold."""
