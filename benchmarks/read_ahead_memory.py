@@ -1,7 +1,8 @@
 """Memory of concurrent uploads to a ``cancel_on_disconnect`` route, against the same route
 without it: the watcher's read-ahead must stay bounded (target: within 10%).
 
-``python benchmarks/read_ahead_memory.py [--uploads 200] [--size-kib 1024] [--server ...]``
+``python benchmarks/read_ahead_memory.py [--uploads 200] [--size-kib 1024] [--rounds 3]
+[--server ...]``
 
 For each server (uvicorn, hypercorn on asyncio, hypercorn on trio) and each variant of
 the route, a fresh ``stellate run`` process serves this module on 127.0.0.1. Each
@@ -11,7 +12,8 @@ memory; only then does it read and hash its body. While the handlers wait, a
 ``cancel_on_disconnect`` watcher reads ahead of each to see a disconnect, and that
 read-ahead is what the comparison measures: the figures are the server's resident memory
 with every upload waiting (after the buffers have had a second to fill) and its peak over
-the run, for each variant, and their ratios.
+the run, for each variant, and their ratios: medians of ``--rounds`` rounds in which the
+two variants alternate (peaks move by several percent between runs of the same code).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hashlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -165,23 +168,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=200)
     parser.add_argument("--size-kib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--server", choices=list(SERVERS), action="append")
     options = parser.parse_args()
     size = options.size_kib * 1024
-    print(f"{options.uploads} concurrent uploads of {options.size_kib} KiB: server memory")
+    print(
+        f"{options.uploads} concurrent uploads of {options.size_kib} KiB, {options.rounds}"
+        " round(s), the variants alternating: server memory, medians of the rounds"
+    )
     print(
         f"{'server':<18}{'waiting: without':>17}{'with':>9}{'ratio':>7}"
         f"{'peak: without':>15}{'with':>9}{'ratio':>7}"
     )
     for server in options.server or list(SERVERS):
-        without = measure(server, False, options.uploads, size)
-        with_option = measure(server, True, options.uploads, size)
+        rounds: dict[bool, list[tuple[int, int]]] = {False: [], True: []}
+        for round_index in range(options.rounds):
+            order = [False, True] if round_index % 2 == 0 else [True, False]
+            for cancel in order:
+                rounds[cancel].append(measure(server, cancel, options.uploads, size))
+        without, with_option = (
+            [statistics.median(figures[i] for figures in rounds[cancel]) for i in (0, 1)]
+            for cancel in (False, True)
+        )
         ratios = [with_option[i] / without[i] for i in (0, 1)]
         verdict = "ok" if max(ratios) <= 1.10 else "OVER 10%"
         print(
             f"{server:<18}{mib(without[0]):>17}{mib(with_option[0]):>9}{ratios[0]:>7.3f}"
             f"{mib(without[1]):>15}{mib(with_option[1]):>9}{ratios[1]:>7.3f}  {verdict}"
         )
+        for cancel in (False, True):
+            label = "with" if cancel else "without"
+            figures = ", ".join(f"{mib(r)}/{mib(p)}" for r, p in rounds[cancel])
+            print(f"{'':<18}rounds {label} (waiting/peak): {figures}")
 
 
 if __name__ == "__main__":

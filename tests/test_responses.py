@@ -26,7 +26,7 @@ from stellate.responses import (
     Response,
     StreamingResponse,
 )
-from stellate.types import Message, Scope
+from stellate.types import Message, Scope, Send
 
 
 def http_scope(method: str = "GET", **extra: Any) -> Scope:
@@ -748,6 +748,42 @@ async def test_streaming_finishes_and_cancels_the_listener() -> None:
     send = await run(StreamingResponse(iter([b"a", b"b"])))
     assert send.body == b"ab"
     assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+@pytest.mark.anyio
+async def test_a_disconnect_once_the_last_body_message_is_sent_stops_nothing() -> None:
+    # Servers such as hypercorn report http.disconnect as soon as a response is
+    # complete: the response went out in full, so nothing of it is stopped.
+    complete = anyio.Event()
+
+    async def receive() -> Message:
+        await complete.wait()
+        return {"type": "http.disconnect"}
+
+    sent = Recorder()
+
+    async def send(message: Message) -> None:
+        await sent(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            complete.set()
+            await anyio.lowlevel.checkpoint()  # the listener wakes before send returns
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"a"
+        yield b"b"
+
+    after_last: list[str] = []
+
+    class Finishing(StreamingResponse):
+        async def stream_response(self, send: Send) -> None:
+            await super().stream_response(send)
+            await anyio.lowlevel.checkpoint()
+            after_last.append("ran")
+
+    with anyio.fail_after(5):
+        await Finishing(chunks())(http_scope(), receive, send)
+    assert sent.body == b"ab"
+    assert after_last == ["ran"]
 
 
 @pytest.mark.anyio

@@ -143,9 +143,14 @@ class _Race:
     right after. A body that is running at that moment would only see the cancellation
     at its next checkpoint, which the shield now hides; so :meth:`send` checks, before
     and after each message, and ends the body there.
+
+    Once the last body message has been handed to the server the response is complete,
+    and a stopper that ends after that stops nothing: hypercorn, for one, reports
+    ``http.disconnect`` as soon as a response is complete, and treating that as a leave
+    would put every response through the cancel-and-shield path above.
     """
 
-    __slots__ = ("_cleanup", "_left", "_send", "_tracker", "error")
+    __slots__ = ("_cleanup", "_complete", "_left", "_send", "_tracker", "error")
 
     def __init__(self, send: Send) -> None:
         # Sent past a start tracker, which is told once (see StartTrackingSend): every
@@ -154,6 +159,7 @@ class _Race:
         self._send = send.send if type(send) is StartTrackingSend else send
         self._cleanup = anyio.CancelScope()
         self._left = False
+        self._complete = False  # the last body message has been handed to the server
         self.error: BaseException | None = None
 
     async def run(
@@ -163,7 +169,13 @@ class _Race:
     ) -> None:
         async with create_task_group() as group:
             group.start_soon(self._run_body, body, group.cancel_scope)
-            self.error = await _first_of(stoppers)
+            error = await _first_of(stoppers)
+            if self._complete:
+                # The response was sent in full; the body is ending on its own. Some
+                # servers (hypercorn) report http.disconnect as soon as a response is
+                # complete, so this is the common case, not a leave.
+                return
+            self.error = error
             self._left = True
             group.cancel_scope.cancel()
             self._cleanup.shield = True
@@ -185,6 +197,8 @@ class _Race:
         if self._tracker is not None:  # a response's first message is its start
             self._tracker.started = True
             self._tracker = None
+        elif message.get("type") == "http.response.body" and not message.get("more_body"):
+            self._complete = True
         await self._send(message)
         if self._left:
             raise _ClientLeft()

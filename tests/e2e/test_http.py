@@ -224,3 +224,19 @@ def test_http2_prior_knowledge(servers: ServerPool, kind: str) -> None:
     assert uploaded.http_version == "HTTP/2"
     assert uploaded.json()["size"] == len(body)
     assert uploaded.json()["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_a_complete_streamed_response_leaves_the_keep_alive_timeout_armed(server: Server) -> None:
+    # hypercorn reports http.disconnect while its send of the last body message is still
+    # arming the connection's keep-alive timeout. A response that took that for a leave
+    # and cancelled the send would leave the idle connection open for good on trio; the
+    # server must close it after its keep-alive timeout (5 s by default, for all three).
+    with socket.create_connection(("127.0.0.1", server.process.port), timeout=15) as sock:
+        sock.sendall(b"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection before the response ended"
+            received += chunk
+        assert b"tick 3" in received
+        assert sock.recv(1) == b""  # closed by the server, not by the 15 s timeout
