@@ -58,7 +58,7 @@ _QUERY_ESCAPES = str.maketrans({"#": "%23", "\t": "%09", "\r": "%0D", "\n": "%0A
 # The Host grammar (RFC 3986 authority without userinfo): a reg-name, or a bracketed
 # literal (checked further by _valid_literal), then `:` and one or more digits.
 _HOST_HEADER = re.compile(
-    r"(?P<host>[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[(?P<literal>[^\[\]]+)\])(?::(?P<port>[0-9]+))?"
+    r"(?P<host>[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[(?P<literal>[^\[\]]+)\])(?::(?P<port>[0-9]*))?"
 )
 # RFC 3986 IPvFuture: a lower-case "v", a hex version, ".", then unreserved/sub-delims/":".
 _IP_FUTURE = re.compile(r"v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
@@ -107,12 +107,14 @@ def parse_host(value: str) -> tuple[str, str | None] | None:
     """Split a ``Host`` header value into ``(host, port)``; None if it is malformed.
 
     ``host`` keeps the brackets of an IP literal and ``port`` is the digits as written
-    (one or more: ``example.com:`` is malformed), or None without a port. Starlette's
-    grammar: a name of RFC 3986 reg-name characters (``%`` among them, not checked to
-    start an escape) with no length limit, or a bracketed IPv6 address or IPvFuture
-    literal (lower-case ``v``). This one grammar decides which headers a URL is built
-    from, which ones ``Host`` routes may match and which ones ``TrustedHostMiddleware``
-    may allow.
+    (RFC 3986 allows none: ``example.com:`` gives ``""``), or None without a ``:``.
+    Starlette's grammar: a name of RFC 3986 reg-name characters (``%`` among them, not
+    checked to start an escape) with no length limit, or a bracketed IPv6 address or
+    IPvFuture literal (lower-case ``v``). This one grammar decides which headers a URL is
+    built from, which ones ``Host`` routes may match and which ones
+    ``TrustedHostMiddleware`` may allow; each reads the port by its own rule (an empty
+    one is no port for a URL or a ``Host`` route, as in Starlette, and is ignored by the
+    middleware, as Starlette's ignores every port).
     """
     match = _HOST_HEADER.fullmatch(value)
     if match is None:
@@ -136,11 +138,12 @@ def port_in_range(digits: str) -> bool:
 def _usable_port(digits: str) -> bool:
     """Whether a URL can carry this port: in range, and spelled in a length urllib reads.
 
-    Leading zeros are allowed (``:000443`` is port 443, as in Starlette), but not beyond
+    An empty port (``example.com:``) is refused, as Starlette's URLs refuse it. Leading
+    zeros are allowed (``:000443`` is port 443, as in Starlette), but not beyond
     :data:`_MAX_PORT_LENGTH` characters: ``urlsplit`` would fail to read the port back
     (Python refuses to convert thousands of digits), and ``url.port`` would raise.
     """
-    return len(digits) <= _MAX_PORT_LENGTH and port_in_range(digits)
+    return 0 < len(digits) <= _MAX_PORT_LENGTH and port_in_range(digits)
 
 
 def _host_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

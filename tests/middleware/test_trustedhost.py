@@ -68,6 +68,8 @@ def status(sent: list[Message]) -> int:
         (b"example.com.", "example.com."),
         (b"[v7.node-a]", "[v7.node-a]"),
         (b"internal-api:000443", "internal-api"),
+        (b"internal-api:", "internal-api"),
+        (b"[::1]:", "::1"),
         (b"internal-api:" + b"0" * 5000 + b"443", "internal-api"),
         (b"a~b%41!$&'()*+,;=.example", "a~b%41!$&'()*+,;=.example"),
         # The grammar request.url and Host routes use: `%` is a name character (as in
@@ -79,8 +81,6 @@ def status(sent: list[Message]) -> int:
         (b"127.0.0.1:80", "127.0.0.1"),
         (b"", None),
         (b":80", None),
-        (b"internal-api:", None),
-        (b"[::1]:", None),
         (b"user@example.com", None),
         (b"example.com/path", None),
         (b"exa mple.com", None),

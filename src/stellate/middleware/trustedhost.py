@@ -13,10 +13,10 @@ the port, as Starlette's does; a trailing dot is part of the name (``example.com
 not ``example.com``). Whether a Host is well formed is decided by the one Host grammar
 that ``request.url`` and ``Host`` routes use (:func:`stellate._urls.parse_host`): a
 registered name, an IPv6 address or IPvFuture literal in brackets, then an optional
-``:`` and one or more digits. A Host that is missing, repeated or malformed (empty,
-userinfo, spaces, a path, an empty port, an invalid IP literal) is never allowed (except
-with ``*``), nor is one whose port is above 65535 (a port of any number of digits is
-matched when its value is in range: ``000443``).
+``:`` and any number of digits. A Host that is missing, repeated or malformed (empty,
+userinfo, spaces, a path, an invalid IP literal) is never allowed (except with ``*``),
+nor is one whose port is above 65535 (a port of any number of digits is matched when its
+value is in range: ``000443``; an empty one, ``example.com:``, is ignored like any other).
 """
 
 from __future__ import annotations
