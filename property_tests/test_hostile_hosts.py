@@ -67,7 +67,7 @@ def _valid_host(host: bytes) -> bool:
     if port is None:
         return True
     significant = port.lstrip("0")
-    return len(port) <= 32 and len(significant) <= 5 and int(significant or 0) <= 65535
+    return 0 < len(port) <= 32 and len(significant) <= 5 and int(significant or 0) <= 65535
 
 
 @given(host_headers(), _ANY_PATH, st.sampled_from(["http", "https", "ws", "wss"]))

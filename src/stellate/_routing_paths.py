@@ -139,7 +139,9 @@ def request_host(scope: Scope) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == b"host":
             parsed = parse_host(value.decode("latin-1"))
-            return None if parsed is None else parsed[0].lower()
+            if parsed is None or parsed[1] == "":  # Starlette's Host routes need a digit
+                return None
+            return parsed[0].lower()
     return None
 
 

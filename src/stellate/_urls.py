@@ -14,8 +14,13 @@ structures, because each one encodes a small security decision that deserves its
 * The ``Host`` header is client-controlled. A malformed one (spaces, userinfo, a path,
   a bad port, a bracketed literal that is not an address) is ignored in favour of
   ``scope["server"]`` instead of raising, because a URL is built lazily inside handlers
-  and error pages, where an exception would be a 500. ``Host`` routes use the same
-  grammar (:func:`parse_host`), so they never capture from a header a URL would refuse.
+  and error pages, where an exception would be a 500. :func:`parse_host` is the one
+  Host grammar: ``Host`` routes and ``TrustedHostMiddleware`` use it too, so no ``Host``
+  route captures from, and the middleware never lets through, a header a URL would refuse
+  as malformed. Only the port is then read differently: a URL needs one it can hold
+  (:func:`port_in_range`, spelled short enough for urllib to read back), the middleware
+  refuses one out of range (stellate's own rule), and ``Host`` routes ignore it (as
+  Starlette's do).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "build_netloc",
     "parse_host",
+    "port_in_range",
     "query_text",
     "replaced_path",
     "split_netloc",
@@ -52,7 +58,7 @@ _QUERY_ESCAPES = str.maketrans({"#": "%23", "\t": "%09", "\r": "%0D", "\n": "%0A
 # The Host grammar (RFC 3986 authority without userinfo): a reg-name, or a bracketed
 # literal (checked further by _valid_literal), then `:` and one or more digits.
 _HOST_HEADER = re.compile(
-    r"(?P<host>[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[(?P<literal>[^\[\]]+)\])(?::(?P<port>[0-9]+))?"
+    r"(?P<host>[A-Za-z0-9\-._~%!$&'()*+,;=]+|\[(?P<literal>[^\[\]]+)\])(?::(?P<port>[0-9]*))?"
 )
 # RFC 3986 IPvFuture: a lower-case "v", a hex version, ".", then unreserved/sub-delims/":".
 _IP_FUTURE = re.compile(r"v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+")
@@ -101,8 +107,14 @@ def parse_host(value: str) -> tuple[str, str | None] | None:
     """Split a ``Host`` header value into ``(host, port)``; None if it is malformed.
 
     ``host`` keeps the brackets of an IP literal and ``port`` is the digits as written
-    (any number of them), or None without a port. This one grammar decides both which
-    headers a URL is built from and which ones ``Host`` routes may match.
+    (RFC 3986 allows none: ``example.com:`` gives ``""``), or None without a ``:``.
+    Starlette's grammar: a name of RFC 3986 reg-name characters (``%`` among them, not
+    checked to start an escape) with no length limit, or a bracketed IPv6 address or
+    IPvFuture literal (lower-case ``v``). This one grammar decides which headers a URL is
+    built from, which ones ``Host`` routes may match and which ones
+    ``TrustedHostMiddleware`` may allow; each reads the port by its own rule (an empty
+    one is no port for a URL or a ``Host`` route, as in Starlette, and is ignored by the
+    middleware, as Starlette's ignores every port).
     """
     match = _HOST_HEADER.fullmatch(value)
     if match is None:
@@ -113,17 +125,25 @@ def parse_host(value: str) -> tuple[str, str | None] | None:
     return match.group("host"), match.group("port")
 
 
-def _usable_port(digits: str) -> bool:
-    """Whether a URL can carry this port: at most 5 significant digits, at most 65535.
+def port_in_range(digits: str) -> bool:
+    """Whether the port's value (not its spelling: ``000443`` is 443) is at most 65535.
 
-    Leading zeros are allowed (``:000443`` is port 443, as in Starlette), but not beyond
+    The significant digits are counted before converting: Python refuses to convert a
+    string of thousands of digits, and a client may send one.
+    """
+    significant = digits.lstrip("0")
+    return len(significant) <= 5 and int(significant or 0) <= 65535
+
+
+def _usable_port(digits: str) -> bool:
+    """Whether a URL can carry this port: in range, and spelled in a length urllib reads.
+
+    An empty port (``example.com:``) is refused, as Starlette's URLs refuse it. Leading
+    zeros are allowed (``:000443`` is port 443, as in Starlette), but not beyond
     :data:`_MAX_PORT_LENGTH` characters: ``urlsplit`` would fail to read the port back
     (Python refuses to convert thousands of digits), and ``url.port`` would raise.
     """
-    significant = digits.lstrip("0")
-    return (
-        len(digits) <= _MAX_PORT_LENGTH and len(significant) <= 5 and int(significant or 0) <= 65535
-    )
+    return 0 < len(digits) <= _MAX_PORT_LENGTH and port_in_range(digits)
 
 
 def _host_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

@@ -10,19 +10,20 @@ Patterns are exact host names (``example.com``), wildcard subdomains (``*.exampl
 any depth of subdomain, not ``example.com`` itself), IP literals (``127.0.0.1``, ``::1``
 or ``[::1]``) or ``*`` (any host: the middleware does nothing). Matching ignores case and
 the port, as Starlette's does; a trailing dot is part of the name (``example.com.`` is
-not ``example.com``). Any Host that RFC 3986 allows is matched (registered names with
-any reg-name character, IPv4, valid IPv6 and IPvFuture literals, a port of any number of
-digits); one that is missing, repeated, empty, too long, malformed (userinfo, spaces, a
-path, an invalid IPv6 literal) or whose port is above 65535 is never allowed (except
-with ``*``).
+not ``example.com``). Whether a Host is well formed is decided by the one Host grammar
+that ``request.url`` and ``Host`` routes use (:func:`stellate._urls.parse_host`): a
+registered name, an IPv6 address or IPvFuture literal in brackets, then an optional
+``:`` and any number of digits. A Host that is missing, repeated or malformed (empty,
+userinfo, spaces, a path, an invalid IP literal) is never allowed (except with ``*``),
+nor is one whose port is above 65535 (a port of any number of digits is matched when its
+value is in range: ``000443``; an empty one, ``example.com:``, is ignored like any other).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Sequence
 
+from stellate._urls import parse_host, port_in_range
 from stellate.datastructures import URL
 from stellate.middleware._http import header_values, send_refusal
 from stellate.responses import PlainTextResponse, RedirectResponse
@@ -31,19 +32,6 @@ from stellate.types import ASGIApp, Receive, Scope, Send
 __all__ = ["ENFORCE_DOMAIN_WILDCARD", "TrustedHostMiddleware"]
 
 ENFORCE_DOMAIN_WILDCARD = "Domain wildcard patterns must be like '*.example.com'."
-
-# A DNS name may have 253 characters; anything longer is not a host name.
-_MAX_HOST_LENGTH = 253
-# RFC 3986 host (lower-cased first): a reg-name (which covers IPv4 addresses), or a
-# bracketed IP literal -- IPv6 (checked by ``ipaddress`` afterwards) or IPvFuture -- then
-# an optional port of any number of digits (RFC 3986: ``port = *DIGIT``).
-_HOST = re.compile(
-    r"(?P<host>(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*"
-    r"|\[(?P<ipv6>[0-9a-f:.]+)\]"
-    r"|\[v[0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+\])"
-    r"(?::(?P<port>[0-9]*))?"
-)
-_MAX_PORT = 65535
 
 
 def _normalise_host(host: str) -> str:
@@ -54,40 +42,20 @@ def _normalise_host(host: str) -> str:
     return host
 
 
-def _valid_port(digits: str | None) -> bool:
-    """Whether the port's value (not its spelling: ``000443`` is 443) is a TCP port."""
-    significant = (digits or "").lstrip("0")
-    # Checked by length first: int() of thousands of digits is refused by Python itself.
-    return len(significant) <= len(str(_MAX_PORT)) and int(significant or 0) <= _MAX_PORT
-
-
-def _valid_ipv6(literal: str | None) -> bool:
-    if literal is None:
-        return True
-    try:
-        ipaddress.IPv6Address(literal)
-    except ValueError:
-        return False
-    return True
-
-
 def request_host(scope: Scope) -> str | None:
     """The host name the client asked for, normalised; None if the Host header is unusable."""
     values = header_values(scope, b"host")
     if len(values) != 1:
         # RFC 9112 §3.2: a request with no Host, or with several, is answered with 400.
         return None
-    text = values[0].decode("latin-1").lower()
-    match = _HOST.fullmatch(text)
-    if match is None or not _valid_ipv6(match.group("ipv6")):
+    parsed = parse_host(values[0].decode("latin-1"))
+    if parsed is None:
         return None
-    if not _valid_port(match.group("port")):
+    host, port = parsed
+    if port is not None and not port_in_range(port):
         # A port past 65535 is no port: stellate's URLs ignore such a Host, so must this.
         return None
-    host = _normalise_host(match.group("host"))
-    if not host or len(host) > _MAX_HOST_LENGTH:
-        return None
-    return host
+    return _normalise_host(host)
 
 
 class TrustedHostMiddleware:
