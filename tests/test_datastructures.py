@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
+import anyio
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -1286,6 +1287,31 @@ async def test_form_data_close_closes_every_upload(anyio_backend: str) -> None:
     )
     await form.close()
     assert all(file.closed for file in files)
+
+
+class _SlowClosingUpload(UploadFile):
+    async def close(self) -> None:
+        await anyio.lowlevel.checkpoint()  # where a cancellation would land, unshielded
+        await super().close()
+
+
+@pytest.mark.parametrize("kind", ["in memory", "on disk", "own close"])
+@pytest.mark.anyio
+async def test_form_data_close_in_a_cancelled_scope_still_closes_every_upload(
+    anyio_backend: str, thread_calls: list[str], kind: str
+) -> None:
+    file = _spooled()
+    if kind == "on disk":
+        file.write(b"x")
+        file.rollover()
+    upload = (_SlowClosingUpload if kind == "own close" else UploadFile)(file)
+    form = FormData([("a", upload), ("b", UploadFile(io.BytesIO(b"2")))])
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await form.close()
+    assert file.closed
+    # Closing a file on disk takes a worker thread; one in memory is closed at once.
+    assert thread_calls == (["close"] if kind == "on disk" else [])
 
 
 class _FailingFile(io.BytesIO):

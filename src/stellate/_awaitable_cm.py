@@ -11,8 +11,6 @@ from collections.abc import Awaitable, Generator
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-import anyio
-
 __all__ = ["AwaitableOrContextManager", "AwaitableOrContextManagerWrapper", "SupportsAsyncClose"]
 
 
@@ -58,6 +56,5 @@ class AwaitableOrContextManagerWrapper(AwaitableOrContextManager[_T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # Shielded: a cancelled block must still give back the uploads' file descriptors.
-        with anyio.CancelScope(shield=True):
-            await self._entered.close()
+        # FormData.close shields itself: a cancelled block still gives the files back.
+        await self._entered.close()

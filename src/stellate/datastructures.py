@@ -23,6 +23,8 @@ from collections.abc import (
 from typing import Any, BinaryIO, Literal, NamedTuple, TypeVar, cast
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
+import anyio
+
 from stellate import _headers, _urls
 from stellate._concurrency import run_sync
 from stellate.types import Scope
@@ -809,13 +811,33 @@ class FormData(ImmutableMultiDict[str, "str | UploadFile"]):
         super().__init__(*args, **kwargs)
 
     async def close(self) -> None:
-        """Close every uploaded file, even if closing one of them fails (then re-raise)."""
-        error: Exception | None = None
-        for _, value in self.multi_items():
-            if isinstance(value, UploadFile):
-                try:
-                    await value.close()
-                except Exception as exc:  # cancellation is a BaseException: it passes
-                    error = error or exc
-        if error is not None:
-            raise error
+        """Close every uploaded file, even if closing one of them fails (then re-raise).
+
+        Shielded from cancellation, so that a cancelled request still gives its file
+        descriptors back; when every upload is still in memory (closing it is a memory
+        release, nothing to wait for) there is nothing to shield.
+        """
+        uploads = [value for _, value in self.multi_items() if isinstance(value, UploadFile)]
+        if any(_closes_with_io(upload) for upload in uploads):
+            with anyio.CancelScope(shield=True):
+                await _close_all(uploads)
+        else:
+            await _close_all(uploads)
+
+
+def _closes_with_io(upload: UploadFile) -> bool:
+    """Whether closing ``upload`` may wait (a file on disk, or a ``close`` of its own)."""
+    if type(upload).close is not UploadFile.close:
+        return True
+    return not upload.file.closed and not upload._in_memory()
+
+
+async def _close_all(uploads: list[UploadFile]) -> None:
+    error: Exception | None = None
+    for upload in uploads:
+        try:
+            await upload.close()
+        except Exception as exc:  # cancellation is a BaseException: it passes
+            error = error or exc
+    if error is not None:
+        raise error

@@ -17,8 +17,6 @@ import json
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import anyio
-
 from stellate._awaitable_cm import AwaitableOrContextManager, AwaitableOrContextManagerWrapper
 from stellate._cookies import cookie_parser
 from stellate._disconnect import get_multiplexer, poll
@@ -369,12 +367,11 @@ class Request(HTTPConnection):
     async def close(self) -> None:
         """Release what the request holds: the files of a parsed form.
 
-        Shielded from cancellation: a cancelled request must still give its file
-        descriptors back.
+        Shielded from cancellation (by ``FormData.close``): a cancelled request must
+        still give its file descriptors back.
         """
         if self._form is not None:
-            with anyio.CancelScope(shield=True):
-                await self._form.close()
+            await self._form.close()
 
     async def is_disconnected(self) -> bool:
         """Whether the client has gone away, without waiting for it to.
