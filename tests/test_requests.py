@@ -473,6 +473,28 @@ async def test_is_disconnected_sees_disconnect() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_disconnect_seen_by_is_disconnected_ends_a_stream_under_way() -> None:
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"a", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        if not messages:
+            raise AssertionError("receive() called again after the disconnect")
+        return messages.pop(0)
+
+    request = Request(make_scope(), receive)
+    stream = request.stream()
+    assert await stream.__anext__() == b"a"
+    assert await request.is_disconnected() is True
+    with pytest.raises(ClientDisconnect):
+        await stream.__anext__()
+    with pytest.raises(ClientDisconnect):  # and again on a later call
+        await request.stream().__anext__()
+
+
+@pytest.mark.anyio
 async def test_is_disconnected_does_not_block() -> None:
     send_stream, receive_stream = anyio.create_memory_object_stream[Message](1)
     async with send_stream, receive_stream:

@@ -283,16 +283,14 @@ class Request(HTTPConnection):
             return
         if self._stream_consumed:
             raise RuntimeError("Stream consumed")
+        if self._is_disconnected and not self._pending:
+            # The server already said goodbye; asking again could wait forever.
+            raise ClientDisconnect()
         receive = self._receive
         while not self._stream_consumed:
-            # Inline, not a helper coroutine: this runs once per body message.
-            if self._pending:
-                message = self._pending.pop(0)
-            elif self._is_disconnected:
-                # The server already said goodbye; asking again could wait forever.
-                message = {"type": "http.disconnect"}
-            else:
-                message = await receive()
+            # Inline, not a helper coroutine: this runs once per body message. A
+            # disconnect that is_disconnected() saw meanwhile is among the pending.
+            message = self._pending.pop(0) if self._pending else await receive()
             if message["type"] == "http.request":
                 if not message.get("more_body", False):
                     self._stream_consumed = True
@@ -392,8 +390,9 @@ class Request(HTTPConnection):
         if message is not None:
             if message.get("type") == "http.disconnect":
                 self._is_disconnected = True
-            else:
-                self._pending = [*self._pending, message]
+            # Kept for the body's readers, a disconnect too: a stream that is under
+            # way must not ask the server again.
+            self._pending = [*self._pending, message]
         return self._is_disconnected
 
     async def send_push_promise(self, path: str) -> None:
