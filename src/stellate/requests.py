@@ -415,3 +415,45 @@ class Request(HTTPConnection):
             return
         links = [encode_header("link", value)[1] for value in (link, *additional_links)]
         await self._send({"type": "http.response.early_hint", "links": links})
+
+    def _shared_receive(self) -> Receive:
+        """A ``receive`` for the next reader of this client (:class:`_SharedReceive`)."""
+        return _SharedReceive(self)
+
+
+class _SharedReceive:
+    """The ``receive`` of a second reader of a Request's client, sharing the body with it.
+
+    This is how Starlette's ``BaseHTTPMiddleware`` shares what the client sent between
+    ``dispatch``'s Request and the application. A body the Request read whole (``body()``,
+    ``json()``) is handed over in one message; one it streamed to the end (``stream()``,
+    ``form()``) is not kept, so the reader gets one empty message; otherwise the reader
+    reads the client live, from where the Request stopped, and the Request learns what the
+    reader took: the body's end (``Stream consumed`` for a later read) and a disconnect
+    (``is_disconnected()``, and every later read, says the client has gone).
+    """
+
+    __slots__ = ("_ended", "_request", "_started")
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._started = False  # the reader has been given part of the body
+        self._ended = False  # ... and its end
+
+    async def __call__(self) -> Message:
+        request = self._request
+        if request._is_disconnected:
+            return {"type": "http.disconnect"}
+        if request._stream_consumed and not self._ended:
+            self._ended = True
+            body = b"" if self._started else getattr(request, "_body", b"")
+            return {"type": "http.request", "body": body, "more_body": False}
+        message = await request.receive()
+        kind = message.get("type")
+        if kind == "http.request":
+            self._started = True
+            if not message.get("more_body", False):
+                self._ended = request._stream_consumed = True
+        elif kind == "http.disconnect":
+            request._is_disconnected = True
+        return message

@@ -182,39 +182,24 @@ def _disconnect_message() -> Message:
 class _AppReceive:
     """The application's ``receive``: what the client sent, shared with ``dispatch``'s Request.
 
-    It follows Starlette. A body that ``dispatch`` read whole (``body()``, ``json()``) is
-    handed over in one message; one it streamed to the end (``stream()``, ``form()``) is
-    not kept, so the application gets one empty message; otherwise the application reads
-    the client live, from where ``dispatch`` stopped, and ``dispatch``'s Request learns what
-    it took: the body's end (``Stream consumed`` for a later read), a disconnect. Once the
-    response has been sent, the client counts as gone.
+    The sharing follows Starlette and is the Request's business
+    (``stellate.requests._SharedReceive``): a body that ``dispatch`` read whole reaches
+    the application in one message, one it streamed to the end as one empty message,
+    otherwise the application reads on from where ``dispatch`` stopped, and what it takes
+    (the body's end, a disconnect) is gone for ``dispatch``'s Request. Once the response
+    has been sent, the client counts as gone.
     """
 
-    __slots__ = ("_call", "_ended", "_request", "_started")
+    __slots__ = ("_call", "_client")
 
     def __init__(self, request: Request, call: _AppCall) -> None:
-        self._request = request
+        self._client = request._shared_receive()
         self._call = call
-        self._started = False  # the application has been given part of the body
-        self._ended = False  # ... and its end
 
     async def __call__(self) -> Message:
-        request = self._request
-        if request._is_disconnected or self._call.response_sent.is_set:
+        if self._call.response_sent.is_set:
             return _disconnect_message()
-        if request._stream_consumed and not self._ended:
-            self._ended = True
-            body = b"" if self._started else getattr(request, "_body", b"")
-            return {"type": "http.request", "body": body, "more_body": False}
-        message = await request.receive()
-        kind = message.get("type")
-        if kind == "http.request":
-            self._started = True
-            if not message.get("more_body", False):
-                self._ended = request._stream_consumed = True
-        elif kind == "http.disconnect":
-            request._is_disconnected = True
-        return message
+        return await self._client()
 
 
 class _Latch:

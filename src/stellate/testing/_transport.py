@@ -29,7 +29,7 @@ import inspect
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+_FromApp = TypeVar("_FromApp")
 
 
 # The ignore: httpx.Response and BaseException define __setstate__ differently (mypy);
@@ -271,6 +273,28 @@ async def _wait_done_or_idle(done: anyio.Event) -> None:
         group.start_soon(watch, done, group.cancel_scope)
         await anyio.wait_all_tasks_blocked()
         group.cancel_scope.cancel()
+
+
+class _AppStreams(Generic[_FromApp]):
+    """The two memory object streams between a test client and an app's task.
+
+    ``to_app`` to ``app_inbox`` carries messages to the app; ``app_outbox`` to ``from_app``
+    carries what the app sends back, a ``_FromApp`` (a WebSocket channel also queues the
+    app's exception behind its messages). Both are unbounded: a test sends a handful of
+    messages, and an app may send several before the test reads them, as over a real
+    socket. Written once, as a generic class, so both ends keep their element types.
+    """
+
+    __slots__ = ("app_inbox", "app_outbox", "from_app", "to_app")
+
+    to_app: MemoryObjectSendStream[Message]
+    app_inbox: MemoryObjectReceiveStream[Message]
+    app_outbox: MemoryObjectSendStream[_FromApp]
+    from_app: MemoryObjectReceiveStream[_FromApp]
+
+    def __init__(self) -> None:
+        self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
+        self.app_outbox, self.from_app = anyio.create_memory_object_stream[_FromApp](math.inf)
 
 
 async def _deliver(stream: MemoryObjectSendStream[Message], message: Message) -> None:
@@ -652,12 +676,7 @@ class WebSocketChannel:
     def __init__(self, app: ASGIApp, scope: Scope) -> None:
         self.app = app
         self.scope = scope
-        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](math.inf)
-        self._to_app = to_app_send
-        self._app_inbox = to_app_receive
-        from_app_send, from_app_receive = anyio.create_memory_object_stream[object](math.inf)
-        self._app_outbox = from_app_send
-        self._from_app = from_app_receive
+        self._streams = _AppStreams[object]()
         self._cancel_scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._close_message: Message | None = None
@@ -678,14 +697,14 @@ class WebSocketChannel:
         """Run the app; its exception, if any, is queued for the client to raise."""
         try:
             with self._cancel_scope:
-                async with self._app_outbox:
+                async with self._streams.app_outbox:
                     try:
                         await self.app(self.scope, self._app_receive, self._app_send)
                     except Exception as exc:
                         self._error = exc
-                        self._app_outbox.send_nowait(exc)
+                        self._streams.app_outbox.send_nowait(exc)
         finally:
-            self._app_inbox.close()
+            self._streams.app_inbox.close()
             self._done.set()
 
     async def _app_receive(self) -> Message:
@@ -696,7 +715,7 @@ class WebSocketChannel:
         :meth:`shutdown`) instead of spinning forever.
         """
         try:
-            return await self._app_inbox.receive()
+            return await self._streams.app_inbox.receive()
         except anyio.EndOfStream:
             if self._end_reported:
                 await anyio.sleep_forever()
@@ -706,13 +725,13 @@ class WebSocketChannel:
     async def _app_send(self, message: Message) -> None:
         if self._client_closed:
             return
-        await self._app_outbox.send(dict(message))
+        await self._streams.app_outbox.send(dict(message))
 
     # -- the client's side
 
     async def connect(self) -> None:
         """Perform the handshake: raise if the app closes, denies or fails instead of accepting."""
-        await _deliver(self._to_app, {"type": "websocket.connect"})
+        await _deliver(self._streams.to_app, {"type": "websocket.connect"})
         message = await self._next_from_app()
         if message is None:
             raise await self._denial(
@@ -745,7 +764,7 @@ class WebSocketChannel:
     async def _next_from_app(self) -> Message | None:
         """The app's next message; None once it has ended; its exception raised."""
         try:
-            item = await self._from_app.receive()
+            item = await self._streams.from_app.receive()
         except anyio.EndOfStream:
             return None
         if isinstance(item, BaseException):
@@ -762,7 +781,7 @@ class WebSocketChannel:
         """
         if message.get("type") == "websocket.disconnect":
             self._client_closed = True
-        await _deliver(self._to_app, message)
+        await _deliver(self._streams.to_app, message)
 
     async def receive(self) -> Message:
         """The app's next message; after its close (or its end), that close again."""
@@ -788,12 +807,12 @@ class WebSocketChannel:
         if not self._done.is_set():
             if not self._client_closed:
                 await self.send(disconnect_message(1000, None))
-            self._to_app.close()
+            self._streams.to_app.close()
             await _wait_done_or_idle(self._done)
             self._cancel_scope.cancel()
             await self._done.wait()
-        self._to_app.close()
-        self._from_app.close()
+        self._streams.to_app.close()
+        self._streams.from_app.close()
         error, self._error = self._error, None
         if error is not None:
             raise error
@@ -829,14 +848,9 @@ class LifespanDriver:
     def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
         self.app = app
         self.state = state
-        to_app_send, to_app_receive = anyio.create_memory_object_stream[Message](math.inf)
-        self._to_app = to_app_send
-        self._app_inbox = to_app_receive
-        from_app_send, from_app_receive = anyio.create_memory_object_stream[Message](math.inf)
-        self._app_outbox = from_app_send
-        self._from_app = from_app_receive
-        self.stream_receive = StapledObjectStream(to_app_send, to_app_receive)
-        self.stream_send = StapledObjectStream(from_app_send, from_app_receive)
+        streams = self._streams = _AppStreams[Message]()
+        self.stream_receive = StapledObjectStream(streams.to_app, streams.app_inbox)
+        self.stream_send = StapledObjectStream(streams.app_outbox, streams.from_app)
         self._error: BaseException | None = None
         self._cancel_scope = anyio.CancelScope()
         self._done = anyio.Event()
@@ -855,17 +869,17 @@ class LifespanDriver:
         }
         try:
             with self._cancel_scope:
-                async with self._app_outbox:
+                async with self._streams.app_outbox:
                     try:
-                        await self.app(scope, self._app_inbox.receive, self._app_send)
+                        await self.app(scope, self._streams.app_inbox.receive, self._app_send)
                     except Exception as exc:
                         self._error = exc
         finally:
-            self._app_inbox.close()
+            self._streams.app_inbox.close()
             self._done.set()
 
     async def _app_send(self, message: Message) -> None:
-        await self._app_outbox.send(dict(message))
+        await self._streams.app_outbox.send(dict(message))
 
     async def stop(self) -> None:
         """Let the lifespan task finish what it is doing, then cancel it if it still runs."""
@@ -896,13 +910,13 @@ class LifespanDriver:
             self._close()
 
     def _close(self) -> None:
-        self._to_app.close()
-        self._from_app.close()
+        self._streams.to_app.close()
+        self._streams.from_app.close()
 
     async def _exchange(self, phase: str) -> None:
-        await _deliver(self._to_app, {"type": f"lifespan.{phase}"})
+        await _deliver(self._streams.to_app, {"type": f"lifespan.{phase}"})
         try:
-            message = await self._from_app.receive()
+            message = await self._streams.from_app.receive()
         except anyio.EndOfStream:
             if self._error is not None:
                 raise self._error from None
