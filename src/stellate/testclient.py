@@ -12,7 +12,8 @@ its own and closes it when the response is closed, and the lifespan does not run
 Every task the client starts (the lifespan, each request's app call, each WebSocket
 session) is started in the portal's task group, and every one of them has ended when the
 response, session or client that owns it is closed. The ASGI protocol itself is spoken by
-:mod:`stellate.testing._transport`, shared with :class:`stellate.testing.AsyncTestClient`.
+:mod:`stellate.testing._transport` (HTTP), :mod:`stellate.testing._websocket_channel` and
+:mod:`stellate.testing._lifespan_driver`, shared with :class:`stellate.testing.AsyncTestClient`.
 """
 
 from __future__ import annotations
@@ -32,26 +33,28 @@ from anyio.streams.stapled import StapledObjectStream
 
 from stellate.exceptions import StellateDeprecationWarning
 from stellate.testing._httpx import httpx
+from stellate.testing._lifespan_driver import LifespanDriver
 from stellate.testing._transport import (
     HTTPExchange,
-    LifespanDriver,
+    as_asgi3,
+    default_headers,
+    http_scope,
+    raise_collected,
+    websocket_scope,
+)
+from stellate.testing._websocket_channel import (
     WebSocketChannel,
     WebSocketDenialResponse,
     WebSocketUpgrade,
-    as_asgi3,
     bytes_message,
-    default_headers,
     disconnect_message,
     frame_bytes,
     frame_json,
     frame_text,
-    http_scope,
     is_websocket_request,
     json_message,
-    raise_collected,
     text_message,
     websocket_handshake,
-    websocket_scope,
 )
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -204,7 +207,7 @@ class _TestClientTransport(httpx.BaseTransport):
     """Sends each request to the app in a portal; returns once the response has started.
 
     A ``ws://``/``wss://`` request (a handshake from ``websocket_connect``) is answered by
-    raising :class:`~stellate.testing._transport.WebSocketUpgrade` with its scope.
+    raising :class:`~stellate.testing._websocket_channel.WebSocketUpgrade` with its scope.
     """
 
     def __init__(

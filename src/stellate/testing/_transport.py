@@ -1,11 +1,12 @@
-"""The protocol core shared by the test clients: httpx requests in, ASGI messages out.
+"""The HTTP core shared by the test clients: httpx requests in, ASGI messages out.
 
 ``TestClient`` (sync, the app in a blocking portal) and ``AsyncTestClient`` (async, the app
-in the caller's event loop) differ only in *where* the coroutines below run. Everything that
-speaks ASGI lives here, once:
+in the caller's event loop) differ only in *where* the coroutines below run. What speaks
+ASGI over HTTP lives here, once:
 
 * :func:`http_scope` and :func:`websocket_scope` turn an :class:`httpx.Request` into the
-  scope a server would build for it.
+  scope a server would build for it; :func:`default_headers` are the headers every client
+  request carries.
 * :class:`HTTPExchange` runs one request through the app. Its :meth:`~HTTPExchange.run`
   coroutine is meant to be started in a task group owned by the client (or awaited inline),
   while the client waits for :meth:`~HTTPExchange.wait_head` and then pulls body chunks with
@@ -16,70 +17,38 @@ speaks ASGI lives here, once:
   the cancel scope that :meth:`~HTTPExchange.run` owns; closing it after waits for the app
   (its background tasks) to return. Either way nothing outlives the client.
 * :func:`as_asgi3` and :func:`is_asgi3` decide how an app given to a client is called.
-* :class:`WebSocketChannel` does the same for a WebSocket session.
-* :class:`LifespanDriver` drives the ``lifespan`` protocol.
 
-No coroutine here starts a task of its own: the clients decide who owns the app's task.
+The other protocols have modules of their own: the WebSocket session in
+:mod:`stellate.testing._websocket_channel`, the ``lifespan`` protocol in
+:mod:`stellate.testing._lifespan_driver`, and the streams both use in
+:mod:`stellate.testing._app_streams`. No coroutine in any of them starts a task of its own:
+the clients decide who owns the app's task.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import json
-import math
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from anyio.streams.stapled import StapledObjectStream
 
 from stellate._concurrency import is_async_callable
 from stellate.testing._httpx import httpx
 from stellate.types import ASGIApp, Message, Receive, Scope, Send
-from stellate.websockets import WebSocketDisconnect
 
 __all__ = [
     "HTTPExchange",
-    "LifespanDriver",
-    "WebSocketChannel",
-    "WebSocketDenialResponse",
-    "WebSocketUpgrade",
     "as_asgi3",
+    "default_headers",
     "http_scope",
     "is_asgi3",
+    "raise_collected",
     "websocket_scope",
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-_FromApp = TypeVar("_FromApp")
-
-
-# The ignore: httpx.Response and BaseException define __setstate__ differently (mypy);
-# pickling a test failure is not a use case.
-class WebSocketDenialResponse(httpx.Response, WebSocketDisconnect):  # type: ignore[misc]
-    """The app refused a WebSocket handshake with an HTTP response.
-
-    Raised by the test clients when the app answers ``websocket.connect`` with
-    ``websocket.http.response.start`` (the *WebSocket Denial Response* extension), and when
-    the app returns without answering at all (a server then refuses with HTTP 403). It is
-    an :class:`httpx.Response`, so tests inspect ``status_code``, ``headers`` and
-    ``content`` as usual, and a ``WebSocketDisconnect``, so code that only cares that the
-    connection did not open can catch that. No close frame exists for a refused handshake;
-    ``code`` is 1008 (policy violation), the nearest meaning.
-    """
-
-    code = 1008
-    reason = ""
-
-    def __str__(self) -> str:
-        return f"WebSocket handshake denied with HTTP {self.status_code}"
-
-
-# Users import it from stellate.testclient (or stellate.testing.client); say so in tracebacks.
-WebSocketDenialResponse.__module__ = "stellate.testclient"
 
 
 # --------------------------------------------------------------------------- apps
@@ -204,43 +173,6 @@ def websocket_scope(
     return scope
 
 
-class WebSocketUpgrade(Exception):
-    """Raised by a test transport for a ``ws://``/``wss://`` request: the scope to open.
-
-    ``websocket_connect`` sends its handshake through the client's ordinary request path
-    (so ``auth``, ``cookies``, ``params`` and the client's default headers apply to it);
-    the transport answers a WebSocket URL by raising this instead of returning a response.
-    """
-
-    def __init__(self, scope: Scope) -> None:
-        super().__init__(scope)
-        self.scope = scope
-
-
-def websocket_handshake(
-    url: str | httpx.URL, subprotocols: Sequence[str] | None, headers: Any
-) -> tuple[httpx.URL, httpx.Headers]:
-    """The URL and headers of a WebSocket handshake request, as Starlette's client builds them.
-
-    ``url`` is resolved against ``ws://testserver`` and not against the client's
-    ``base_url``; the handshake headers are added after the caller's, only where the caller
-    did not set them.
-    """
-    resolved = httpx.URL("ws://testserver").join(url)
-    merged = httpx.Headers(headers)
-    defaults = {
-        "connection": "upgrade",
-        "sec-websocket-key": "testserver==",
-        "sec-websocket-version": "13",
-    }
-    if subprotocols is not None:
-        defaults["sec-websocket-protocol"] = ", ".join(subprotocols)
-    for name, value in defaults.items():
-        if name not in merged:
-            merged[name] = value
-    return resolved, merged
-
-
 def default_headers(headers: Any) -> httpx.Headers:
     """A client's default headers: ``user-agent: testclient`` unless the caller set one.
 
@@ -250,118 +182,6 @@ def default_headers(headers: Any) -> httpx.Headers:
     merged = httpx.Headers({"user-agent": "testclient"})
     merged.update(httpx.Headers(headers))
     return merged
-
-
-def is_websocket_request(request: httpx.Request) -> bool:
-    """True for a handshake sent by ``websocket_connect`` (its URL is ``ws``/``wss``)."""
-    return request.url.scheme in ("ws", "wss")
-
-
-async def _wait_done_or_idle(done: anyio.Event) -> None:
-    """Wait until ``done`` is set or every other task is blocked, whichever comes first.
-
-    Used before cancelling an app that was told to stop: it may still react (close its
-    socket, run its ``finally`` blocks), and we want to cancel only what would otherwise
-    wait forever, without guessing a delay.
-    """
-
-    async def watch(event: anyio.Event, scope: anyio.CancelScope) -> None:
-        await event.wait()
-        scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(watch, done, group.cancel_scope)
-        await anyio.wait_all_tasks_blocked()
-        group.cancel_scope.cancel()
-
-
-class _AppStreams(Generic[_FromApp]):
-    """The two memory object streams between a test client and an app's task.
-
-    ``to_app`` to ``app_inbox`` carries messages to the app; ``app_outbox`` to ``from_app``
-    carries what the app sends back, a ``_FromApp`` (a WebSocket channel also queues the
-    app's exception behind its messages). Both are unbounded: a test sends a handful of
-    messages, and an app may send several before the test reads them, as over a real
-    socket. Written once, as a generic class, so both ends keep their element types.
-    """
-
-    __slots__ = ("app_inbox", "app_outbox", "from_app", "to_app")
-
-    to_app: MemoryObjectSendStream[Message]
-    app_inbox: MemoryObjectReceiveStream[Message]
-    app_outbox: MemoryObjectSendStream[_FromApp]
-    from_app: MemoryObjectReceiveStream[_FromApp]
-
-    def __init__(self) -> None:
-        self.to_app, self.app_inbox = anyio.create_memory_object_stream[Message](math.inf)
-        self.app_outbox, self.from_app = anyio.create_memory_object_stream[_FromApp](math.inf)
-
-
-async def _deliver(stream: MemoryObjectSendStream[Message], message: Message) -> None:
-    """Queue ``message`` for the app; dropped if the app has already ended, as by a server."""
-    with contextlib.suppress(anyio.BrokenResourceError):
-        await stream.send(message)
-
-
-# --------------------------------------------------------------------------- frames
-
-
-def text_message(data: str) -> Message:
-    """A ``websocket.receive`` message carrying text (what a client's text frame becomes)."""
-    return {"type": "websocket.receive", "text": data}
-
-
-def bytes_message(data: bytes) -> Message:
-    """A ``websocket.receive`` message carrying bytes."""
-    return {"type": "websocket.receive", "bytes": bytes(data)}
-
-
-def json_message(data: Any, mode: str) -> Message:
-    """``data`` as compact JSON in a text or a binary (UTF-8) frame."""
-    encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if mode == "text":
-        return text_message(encoded)
-    if mode == "binary":
-        return bytes_message(encoded.encode("utf-8"))
-    raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
-
-
-def disconnect_message(code: int, reason: str | None) -> Message:
-    """The ``websocket.disconnect`` message of a client closing with ``code`` and ``reason``."""
-    return {"type": "websocket.disconnect", "code": code, "reason": reason}
-
-
-def frame_text(message: Message) -> str:
-    """The text of a ``websocket.send`` message; a close raises ``WebSocketDisconnect``."""
-    value = _frame(message, "text")
-    assert isinstance(value, str)
-    return value
-
-
-def frame_bytes(message: Message) -> bytes:
-    """The bytes of a ``websocket.send`` message; a close raises ``WebSocketDisconnect``."""
-    value = _frame(message, "bytes")
-    assert isinstance(value, bytes)
-    return value
-
-
-def frame_json(message: Message, mode: str) -> Any:
-    """The JSON document in a text or binary ``websocket.send`` message."""
-    if mode == "text":
-        return json.loads(frame_text(message))
-    if mode == "binary":
-        return json.loads(frame_bytes(message).decode("utf-8"))
-    raise ValueError(f"mode must be 'text' or 'binary', not {mode!r}")
-
-
-def _frame(message: Message, key: str) -> str | bytes:
-    """The frame's ``key`` field; ``KeyError(key)`` for a frame of the other type, as Starlette."""
-    if message.get("type") == "websocket.close":
-        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
-    value = message.get(key)
-    if value is None:
-        raise KeyError(key)
-    return value  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -659,287 +479,3 @@ def raise_collected(errors: list[Exception], message: str) -> None:
         raise errors[0]
     if errors:
         raise ExceptionGroup(message, errors)
-
-
-# --------------------------------------------------------------------------- WebSocket
-
-
-class WebSocketChannel:
-    """The client end of one WebSocket session with an app.
-
-    :meth:`run` is the app's task; the client calls :meth:`connect`, then :meth:`send` and
-    :meth:`receive`, and finally :meth:`shutdown`. Messages to the app queue without limit
-    (a test sends a handful); messages from the app queue too, so an app may send several
-    frames before the test reads them, as over a real socket.
-    """
-
-    def __init__(self, app: ASGIApp, scope: Scope) -> None:
-        self.app = app
-        self.scope = scope
-        self._streams = _AppStreams[object]()
-        self._cancel_scope = anyio.CancelScope()
-        self._done = anyio.Event()
-        self._close_message: Message | None = None
-        self._client_closed = False
-        self._end_reported = False
-        self._error: BaseException | None = None
-        self.accepted_subprotocol: str | None = None
-        self.extra_headers: list[tuple[bytes, bytes]] | None = None
-
-    @classmethod
-    async def create(cls, app: ASGIApp, scope: Scope) -> WebSocketChannel:
-        """Build a channel in the running loop (usable through ``BlockingPortal.call``)."""
-        return cls(app, scope)
-
-    # -- the app's side
-
-    async def run(self) -> None:
-        """Run the app; its exception, if any, is queued for the client to raise."""
-        try:
-            with self._cancel_scope:
-                async with self._streams.app_outbox:
-                    try:
-                        await self.app(self.scope, self._app_receive, self._app_send)
-                    except Exception as exc:
-                        self._error = exc
-                        self._streams.app_outbox.send_nowait(exc)
-        finally:
-            self._streams.app_inbox.close()
-            self._done.set()
-
-    async def _app_receive(self) -> Message:
-        """The client's next message; once the client has gone, a disconnect, then nothing.
-
-        After reporting the end once, further calls block, so an app that ignores the
-        disconnect and keeps reading ends up blocked (and is cancelled by
-        :meth:`shutdown`) instead of spinning forever.
-        """
-        try:
-            return await self._streams.app_inbox.receive()
-        except anyio.EndOfStream:
-            if self._end_reported:
-                await anyio.sleep_forever()
-            self._end_reported = True
-            return disconnect_message(1000, None)
-
-    async def _app_send(self, message: Message) -> None:
-        if self._client_closed:
-            return
-        await self._streams.app_outbox.send(dict(message))
-
-    # -- the client's side
-
-    async def connect(self) -> None:
-        """Perform the handshake: raise if the app closes, denies or fails instead of accepting."""
-        await _deliver(self._streams.to_app, {"type": "websocket.connect"})
-        message = await self._next_from_app()
-        if message is None:
-            raise await self._denial(
-                {"type": "websocket.http.response.start", "status": 403}, final=True
-            )
-        kind = message.get("type")
-        if kind == "websocket.accept":
-            self.accepted_subprotocol = message.get("subprotocol")
-            if "headers" in message:
-                self.extra_headers = [(bytes(k), bytes(v)) for k, v in message["headers"]]
-            return
-        if kind == "websocket.close":
-            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
-        if kind == "websocket.http.response.start":
-            raise await self._denial(message, final=False)
-        raise RuntimeError(f"Expected 'websocket.accept' from the app, got {kind!r}.")
-
-    async def _denial(self, start: Message, *, final: bool) -> WebSocketDenialResponse:
-        body = b""
-        while not final:
-            message = await self._next_from_app()
-            if message is None or message.get("type") != "websocket.http.response.body":
-                break
-            body += bytes(message.get("body", b""))
-            final = not message.get("more_body", False)
-        return WebSocketDenialResponse(
-            int(start["status"]), headers=list(start.get("headers", [])), content=body
-        )
-
-    async def _next_from_app(self) -> Message | None:
-        """The app's next message; None once it has ended; its exception raised."""
-        try:
-            item = await self._streams.from_app.receive()
-        except anyio.EndOfStream:
-            return None
-        if isinstance(item, BaseException):
-            self._error = None
-            raise item
-        message: Message = item  # type: ignore[assignment]
-        return message
-
-    async def send(self, message: Message) -> None:
-        """Deliver ``message`` to the app's ``receive()``; ignored once the app has ended.
-
-        Messages sent after the client's own ``websocket.disconnect`` are queued all the
-        same, as Starlette's client does: an app that reads on sees them.
-        """
-        if message.get("type") == "websocket.disconnect":
-            self._client_closed = True
-        await _deliver(self._streams.to_app, message)
-
-    async def receive(self) -> Message:
-        """The app's next message; after its close (or its end), that close again."""
-        if self._close_message is not None:
-            return self._close_message
-        message = await self._next_from_app()
-        if message is None:
-            message = {"type": "websocket.close", "code": 1000, "reason": ""}
-        if message.get("type") == "websocket.close":
-            self._close_message = message
-        return message
-
-    async def shutdown(self) -> None:
-        """End the session: tell the app the client left, let it react, then cancel what remains.
-
-        The app gets ``websocket.disconnect`` and runs until it finishes or blocks (for a
-        reply that will never come); an app still running then is cancelled, so no task
-        outlives the session. An exception the app raised and the client has not seen yet is
-        raised here -- ``WebSocketDisconnect`` included, as Starlette's client does: an
-        endpoint that does not catch the disconnect ends with it, and tests written for
-        Starlette expect it at the end of the ``with`` block.
-        """
-        if not self._done.is_set():
-            if not self._client_closed:
-                await self.send(disconnect_message(1000, None))
-            self._streams.to_app.close()
-            await _wait_done_or_idle(self._done)
-            self._cancel_scope.cancel()
-            await self._done.wait()
-        self._streams.to_app.close()
-        self._streams.from_app.close()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-
-# --------------------------------------------------------------------------- lifespan
-
-
-class LifespanProtocolError(AssertionError, RuntimeError):
-    """The app answered a lifespan event with the wrong message.
-
-    An ``AssertionError``, as Starlette's test client raises; a ``RuntimeError`` too, as
-    earlier stellate releases raised.
-    """
-
-
-class LifespanDriver:
-    """Drives the ASGI ``lifespan`` protocol for a test client.
-
-    :meth:`run` is the app's lifespan task (owned by the client); :meth:`startup` and
-    :meth:`shutdown` send the events and wait for the answers. An app that returns without
-    answering does not support lifespan, which is allowed: startup and shutdown then
-    succeed silently. An app that raises fails the client's ``__enter__``/``__exit__``
-    with that error; ``lifespan.startup.failed`` fails ``__enter__`` with a
-    ``RuntimeError``, while ``lifespan.shutdown.failed`` from an app that then returns is
-    accepted silently, as Starlette's client accepts it. An answer of the wrong type is
-    an ``AssertionError``.
-
-    :attr:`stream_receive` carries the messages to the app, :attr:`stream_send` the ones
-    it sends: the names (and directions) of Starlette's ``TestClient`` attributes.
-    """
-
-    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
-        self.app = app
-        self.state = state
-        streams = self._streams = _AppStreams[Message]()
-        self.stream_receive = StapledObjectStream(streams.to_app, streams.app_inbox)
-        self.stream_send = StapledObjectStream(streams.app_outbox, streams.from_app)
-        self._error: BaseException | None = None
-        self._cancel_scope = anyio.CancelScope()
-        self._done = anyio.Event()
-
-    @classmethod
-    async def create(cls, app: ASGIApp, state: dict[str, Any]) -> LifespanDriver:
-        """Build a driver in the running loop (usable through ``BlockingPortal.call``)."""
-        return cls(app, state)
-
-    async def run(self) -> None:
-        """The lifespan task: run the app with a ``lifespan`` scope, keeping its error."""
-        scope: Scope = {
-            "type": "lifespan",
-            "asgi": {"version": "3.0", "spec_version": "2.0"},
-            "state": self.state,
-        }
-        try:
-            with self._cancel_scope:
-                async with self._streams.app_outbox:
-                    try:
-                        await self.app(scope, self._streams.app_inbox.receive, self._app_send)
-                    except Exception as exc:
-                        self._error = exc
-        finally:
-            self._streams.app_inbox.close()
-            self._done.set()
-
-    async def _app_send(self, message: Message) -> None:
-        await self._streams.app_outbox.send(dict(message))
-
-    async def stop(self) -> None:
-        """Let the lifespan task finish what it is doing, then cancel it if it still runs."""
-        if not self._done.is_set():
-            await _wait_done_or_idle(self._done)
-            self._cancel_scope.cancel()
-            await self._done.wait()
-
-    async def startup(self) -> None:
-        """Send ``lifespan.startup`` and wait for the app's answer; on failure, end the task."""
-        started = False
-        try:
-            await self._exchange("startup")
-            started = True
-        finally:
-            if not started:  # failed or cancelled: the lifespan task must not outlive us
-                with anyio.CancelScope(shield=True):
-                    await self.stop()
-                self._close()
-
-    async def shutdown(self) -> None:
-        """Send ``lifespan.shutdown``, wait for the app's answer, and see the task ended."""
-        try:
-            await self._exchange("shutdown")
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.stop()
-            self._close()
-
-    def _close(self) -> None:
-        self._streams.to_app.close()
-        self._streams.from_app.close()
-
-    async def _exchange(self, phase: str) -> None:
-        await _deliver(self._streams.to_app, {"type": f"lifespan.{phase}"})
-        try:
-            message = await self._streams.from_app.receive()
-        except anyio.EndOfStream:
-            if self._error is not None:
-                raise self._error from None
-            return
-        kind = message.get("type")
-        if kind == f"lifespan.{phase}.failed":
-            await self._raise_failure(phase, message)
-        elif kind != f"lifespan.{phase}.complete":
-            raise LifespanProtocolError(
-                f"Expected 'lifespan.{phase}.complete' from the app, got {kind!r}."
-            )
-
-    async def _raise_failure(self, phase: str, message: Message) -> None:
-        """Raise the app's own exception if it re-raises after ``failed``, else a RuntimeError.
-
-        The app is given until it ends or blocks to re-raise; one that lingers is cancelled.
-        A shutdown failure without an exception is not an error, as in Starlette (the
-        application is going away anyway).
-        """
-        await self.stop()
-        if self._error is not None:
-            raise self._error
-        if phase == "shutdown":
-            return
-        text = message.get("message") or ""
-        raise RuntimeError(f"Lifespan {phase} failed: {text}".rstrip(": "))

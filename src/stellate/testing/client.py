@@ -3,8 +3,9 @@
 Where :class:`stellate.testclient.TestClient` runs the app in a helper thread, this client
 awaits it directly: no thread, no portal, and the app shares the test's event loop, its
 context variables and its backend (asyncio or trio, under the anyio pytest plugin or
-pytest-trio). The ASGI protocol is spoken by :mod:`stellate.testing._transport`, the same core
-the sync client uses.
+pytest-trio). The ASGI protocol is spoken by :mod:`stellate.testing._transport` (HTTP),
+:mod:`stellate.testing._websocket_channel` and :mod:`stellate.testing._lifespan_driver`, the
+same core the sync client uses.
 
 Inside ``async with`` the client owns a task group: the app's lifespan runs in it, and each
 request's app call runs in it too, so a streamed response (``client.stream(...)``) is
@@ -27,25 +28,27 @@ from anyio.abc import TaskGroup
 
 from stellate._concurrency import create_task_group
 from stellate.testing._httpx import httpx
+from stellate.testing._lifespan_driver import LifespanDriver
 from stellate.testing._transport import (
     HTTPExchange,
-    LifespanDriver,
+    as_asgi3,
+    default_headers,
+    http_scope,
+    websocket_scope,
+)
+from stellate.testing._websocket_channel import (
     WebSocketChannel,
     WebSocketDenialResponse,
     WebSocketUpgrade,
-    as_asgi3,
     bytes_message,
-    default_headers,
     disconnect_message,
     frame_bytes,
     frame_json,
     frame_text,
-    http_scope,
     is_websocket_request,
     json_message,
     text_message,
     websocket_handshake,
-    websocket_scope,
 )
 from stellate.types import ASGIApp, Message
 
