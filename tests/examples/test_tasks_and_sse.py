@@ -134,10 +134,19 @@ async def test_report_is_cancelled_when_the_client_disconnects() -> None:
         "query_string": b"size=1000",
         "headers": [],
     }
+    watching = anyio.Event()
+
+    async def receive() -> Message:
+        # The first call is the disconnect watcher's: the report is under way by then.
+        # (Not wait_all_tasks_blocked: the report wakes every 10 ms, and under load
+        # a poll for "all blocked" can keep landing on one of its wake-ups.)
+        watching.set()
+        return await inbox.receive()
+
     with anyio.fail_after(5):
         async with anyio.create_task_group() as group:
-            group.start_soon(example, scope, inbox.receive, send)
-            await anyio.wait_all_tasks_blocked()
+            group.start_soon(example, scope, receive, send)
+            await watching.wait()
             to_app.send_nowait({"type": "http.disconnect"})
     assert sent == []
     to_app.close()
