@@ -197,7 +197,7 @@ class _Race:
         if self._tracker is not None:  # a response's first message is its start
             self._tracker.started = True
             self._tracker = None
-        elif message.get("type") == "http.response.body" and not message.get("more_body"):
+        elif not message.get("more_body") and message.get("type") == "http.response.body":
             self._complete = True
         await self._send(message)
         if self._left:
