@@ -626,6 +626,18 @@ FILE_DATA = (bytes(range(14, 256)) * 400)[: 80 * 1024]
 KIB_16 = 16 * 1024
 
 
+FILE_BODY_CHUNKS = split_every(multipart(file("f", "f.bin", FILE_DATA)), KIB_16)
+
+
+async def upload_file_data() -> None:
+    """Parse FILE_DATA sent in 16 KiB body chunks; check it arrived whole."""
+    form = await MultiPartParser(mp_headers(), chunks(*FILE_BODY_CHUNKS)).parse()
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    assert await upload.read() == FILE_DATA
+    await form.close()
+
+
 @pytest.mark.anyio
 async def test_disk_writes_are_batched_while_the_budget_has_room(
     monkeypatch: pytest.MonkeyPatch,
@@ -633,17 +645,12 @@ async def test_disk_writes_are_batched_while_the_budget_has_room(
     writes = counting_spools(monkeypatch)
     budget = fresh_budget(monkeypatch, 1024 * 1024)
     monkeypatch.setattr(formparsers, "_DISK_WRITE_BATCH", 32 * 1024)
-    body = multipart(file("f", "f.bin", FILE_DATA))
-    form = await MultiPartParser(mp_headers(), chunks(*split_every(body, KIB_16))).parse()
-    upload = form["f"]
-    assert isinstance(upload, UploadFile)
-    assert await upload.read() == FILE_DATA
+    await upload_file_data()
     # Six body chunks carry the file: held until 32 KiB are there, the rest at the end.
     assert len(writes) == 3
     assert sum(writes) == len(FILE_DATA)
     assert all(size >= 32 * 1024 for size in writes[:-1])
     assert budget.held == 0
-    await form.close()
 
 
 @pytest.mark.anyio
@@ -652,16 +659,10 @@ async def test_disk_writes_follow_each_chunk_once_the_budget_is_spent(
 ) -> None:
     writes = counting_spools(monkeypatch)
     budget = fresh_budget(monkeypatch, 0)
-    body = multipart(file("f", "f.bin", FILE_DATA))
-    body_chunks = split_every(body, KIB_16)
-    form = await MultiPartParser(mp_headers(), chunks(*body_chunks)).parse()
-    upload = form["f"]
-    assert isinstance(upload, UploadFile)
-    assert await upload.read() == FILE_DATA
-    assert len(writes) == len(body_chunks)  # nothing held: one write per chunk
+    await upload_file_data()
+    assert len(writes) == len(FILE_BODY_CHUNKS)  # nothing held: one write per chunk
     assert sum(writes) == len(FILE_DATA)
     assert budget.held == 0
-    await form.close()
 
 
 @pytest.mark.anyio
@@ -671,17 +672,12 @@ async def test_the_budget_is_shared_and_a_chunk_past_it_flushes_what_was_held(
     writes = counting_spools(monkeypatch)
     budget = fresh_budget(monkeypatch, 3 * KIB_16)
     assert budget.take(KIB_16)  # another parse holds 16 KiB
-    body = multipart(file("f", "f.bin", FILE_DATA))
-    form = await MultiPartParser(mp_headers(), chunks(*split_every(body, KIB_16))).parse()
-    upload = form["f"]
-    assert isinstance(upload, UploadFile)
-    assert await upload.read() == FILE_DATA
+    await upload_file_data()
     # Room for two chunks: the third is written with them, and so on.
     assert len(writes) == 2
     assert writes[0] > 2 * KIB_16
     assert sum(writes) == len(FILE_DATA)
     assert budget.held == KIB_16  # the other parse's hold is untouched
-    await form.close()
 
 
 @pytest.mark.parametrize("ending", ["error", "cancel"])
@@ -691,12 +687,11 @@ async def test_held_data_is_given_back_when_a_parse_stops(
 ) -> None:
     counting_spools(monkeypatch)
     budget = fresh_budget(monkeypatch, 1024 * 1024)
-    body = multipart(file("f", "f.bin", FILE_DATA))
     held_when_stopped: list[int] = []
     opened: list[UploadFile] = []
 
     async def stopping_stream(scope: anyio.CancelScope) -> AsyncGenerator[bytes, None]:
-        for chunk in split_every(body, KIB_16)[:4]:
+        for chunk in FILE_BODY_CHUNKS[:4]:
             yield chunk
         held_when_stopped.append(budget.held)
         if ending == "error":
